@@ -76,39 +76,46 @@ class MAML(nn.Module):
         self.inner_lr = InnerLR(
             shapes, inner_lr, max(inner_steps, 1), learn_inner_lr, first.device, first.dtype
         )
-        self._announced: tuple[str, str] | None = None
+        self._choice: tuple[tuple[bool, torch.device], str, str] | None = None
         _ = self.path  # validates the requested path now, not at the first meta-iteration
 
     @property
     def path(self) -> str:
         """The meta-objective implementation in use now (it depends on mode and device)."""
-        path, reason = choose_path(
-            self.model, self.requested_path, self.first_order, next(self.model.parameters()).device
-        )
-        if self._announced != (path, reason):
+        return self._path_on(next(self.model.parameters()).device)
+
+    def _path_on(self, device: torch.device) -> str:
+        key = (self.model.training, device)
+        if self._choice is None or self._choice[0] != key:
+            path, reason = choose_path(self.model, self.requested_path, self.first_order, device)
             log.info("meta-objective path: %s (%s)", path, reason)
-            self._announced = (path, reason)
-        return path
+            self._choice = (key, path, reason)
+        return self._choice[1]
 
     @property
     def path_reason(self) -> str:
         """Why :attr:`path` was chosen."""
-        return self._announced[1] if self._announced else ""
+        _ = self.path
+        return self._choice[2]
 
     def meta_params(self) -> Params:
         """The adapted (trainable) parameters of the model, by name."""
-        return {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        return self._split()[0]
+
+    def _split(self) -> tuple[Params, dict[str, Tensor]]:
+        """Trainable parameters, and what stays fixed (frozen parameters and buffers)."""
+        trainable, fixed = {}, {}
+        for name, p in self.model.named_parameters():
+            (trainable if p.requires_grad else fixed)[name] = p
+        fixed.update(self.model.named_buffers())
+        return trainable, fixed
 
     def _fixed(self) -> dict[str, Tensor]:
-        frozen = {n: p for n, p in self.model.named_parameters() if not p.requires_grad}
-        return frozen | dict(self.model.named_buffers())
+        return self._split()[1]
 
     def functional(self, params: Params) -> Forward:
         """``forward(inputs)`` of the model with ``params`` in place of its trainable parameters."""
-        fixed = self._fixed()
-        return lambda *args, **kwargs: torch.func.functional_call(
-            self.model, (params, fixed), args, kwargs
-        )
+        return self._forward(params, self._fixed())
 
     def adapt(
         self,
@@ -135,9 +142,8 @@ class MAML(nn.Module):
         return sgd_step(params, grads, self.inner_lr.at_step(step))
 
     def _forward(self, params: Params, fixed: dict) -> Forward:
-        return lambda *args, **kwargs: torch.func.functional_call(
-            self.model, (params, fixed), args, kwargs
-        )
+        state = (params, fixed) if fixed else params
+        return lambda *args, **kwargs: torch.func.functional_call(self.model, state, args, kwargs)
 
     def _task_losses(
         self,
@@ -176,8 +182,8 @@ class MAML(nn.Module):
         first_order = self.first_order if first_order is None else first_order
         first_order = first_order or not torch.is_grad_enabled()
         tasks = _task_count(support, query)
-        params, fixed = self.meta_params(), self._fixed()
-        if self.path == "vmap":
+        params, fixed = self._split()
+        if self._path_on(next(iter(params.values())).device) == "vmap":
             return self._batched_losses(
                 params, fixed, support, query, tasks, steps, first_order, record
             )

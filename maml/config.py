@@ -1,0 +1,151 @@
+"""Dataclass configurations: command-line flags, TOML files, and validation with clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from maml.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+C = TypeVar("C")
+_SCALARS = (bool, int, float, str)
+
+
+def field_types(cls: type) -> dict[str, type]:
+    """The scalar type of every field of a config dataclass."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One ``--flag`` per field; flags not given stay absent from the namespace."""
+    types = field_types(cls)
+    for f in dataclasses.fields(cls):
+        kind = types[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "") + f" (default: {f.default})"
+        choices = f.metadata.get("choices")
+        if kind is bool:
+            parser.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                flag,
+                type=_parser_for(kind, flag, choices),
+                default=argparse.SUPPRESS,
+                help=help_text,
+                metavar=kind.__name__.upper() if choices is None else "{" + ",".join(choices) + "}",
+            )
+
+
+def _parser_for(kind: type, flag: str, choices: tuple[str, ...] | None):
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise UsageError(f"{flag} {text!r} is not a valid {kind.__name__}") from None
+        return value
+
+    return parse
+
+
+def from_dict(cls: type[C], values: dict[str, Any], source: str) -> C:
+    """Build and validate a config; ``source`` names where the values came from, for errors."""
+    types = field_types(cls)
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise UsageError(
+            f"{source}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(types)}"
+        )
+    for name, value in values.items():
+        kind = types[name]
+        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            values = {**values, name: float(value)}
+            ok = True
+        if not ok:
+            raise UsageError(
+                f"{source}: {name} = {value!r} is a {type(value).__name__}; "
+                f"expected a {kind.__name__}"
+            )
+    config = cls(**values)
+    validate(config)
+    return config
+
+
+def validate(config: Any) -> None:
+    """Check choices and positivity declared in the fields' metadata."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        choices = f.metadata.get("choices")
+        if choices is not None and value not in choices:
+            raise UsageError(f"{flag} {value!r} is not allowed; choose one of {', '.join(choices)}")
+        if f.metadata.get("positive") and not value > 0:
+            raise UsageError(f"{flag} must be positive, got {value}")
+        if f.metadata.get("non_negative") and value < 0:
+            raise UsageError(f"{flag} must be zero or more, got {value}")
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file into a dict, or raise a UsageError naming the file and the problem."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"config file {path} is not valid TOML: {error}") from None
+
+
+def to_toml(config: Any) -> str:
+    """Write a flat config dataclass as TOML (strings, numbers and booleans only)."""
+    lines = []
+    for name, value in dataclasses.asdict(config).items():
+        if not isinstance(value, _SCALARS):
+            raise TypeError(f"config field {name} holds {type(value).__name__}; only scalars")
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, str):
+            text = json.dumps(value)  # a JSON string is a valid TOML basic string
+        else:
+            text = repr(value)
+        lines.append(f"{name} = {text}")
+    return "\n".join(lines) + "\n"
+
+
+def resolve_config(
+    cls: type[C],
+    flags: dict[str, Any],
+    config_file: str | None = None,
+    base: dict[str, Any] | None = None,
+    base_source: str = "defaults",
+) -> C:
+    """Settings in order of precedence: command-line flags, then ``--config`` file, then ``base``.
+
+    Each source is validated on its own first, so an error names the file or flag it came from.
+    """
+    layers = [(base or {}, base_source)]
+    if config_file is not None:
+        layers.append((read_toml(config_file), f"config file {config_file}"))
+    layers.append((flags, "command line"))
+    merged: dict[str, Any] = {}
+    for values, source in layers:
+        from_dict(cls, values, source)
+        merged.update(values)
+    return from_dict(cls, merged, "settings")

@@ -1,0 +1,27 @@
+"""User-facing errors and the command-line wrapper that prints them without a traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+
+class UsageError(Exception):
+    """A bad value from the user: printed as one line, exit status 2."""
+
+
+class TrainingError(Exception):
+    """Training had to stop (e.g. a non-finite loss): printed as one line, exit status 1."""
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None):
+    """Run a command-line ``main``; our errors become one line on stderr and an exit status."""
+    try:
+        code = main(argv)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        code = 2
+    except TrainingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        code = 1
+    sys.exit(code or 0)

@@ -1,0 +1,46 @@
+"""Run directories, devices, and small statistics shared by the front ends."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from maml.errors import UsageError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def new_run_dir(name: str, root: str | Path = "runs") -> Path:
+    """Create ``root/<name>-<timestamp>`` (with a suffix if that exists already)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{name}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    path.mkdir(parents=True)
+    return path
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without it is a usage error."""
+    if name not in DEVICES:
+        raise UsageError(f"--device {name!r} is not allowed; choose one of {', '.join(DEVICES)}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def mean_and_ci95(values: Tensor) -> tuple[float, float]:
+    """Mean and half-width of the normal-approximation 95% confidence interval."""
+    values = values.double().flatten()
+    n = values.numel()
+    if n < 2:
+        return float(values.mean()), math.nan
+    return float(values.mean()), 1.96 * float(values.std(unbiased=True)) / math.sqrt(n)

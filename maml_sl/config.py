@@ -1,0 +1,47 @@
+"""Hyperparameters of supervised meta-training (defaults: the MAML paper's sinusoid)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from maml.inner_lr import LEARNED_LR_MODES
+from maml.paths import PATHS
+from maml.runs import DEVICES
+
+TASK_NAMES = ("sinusoid",)
+
+
+def _f(default, help: str, **meta):
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a supervised meta-training run; written to ``config.toml``."""
+
+    task: str = _f("sinusoid", "task family", choices=TASK_NAMES)
+    iterations: int = _f(70_000, "meta-iterations (outer updates)", positive=True)
+    meta_batch: int = _f(25, "tasks per meta-iteration", positive=True)
+    shots: int = _f(10, "support examples per task (K)", positive=True)
+    query: int = _f(10, "query examples per task", positive=True)
+    inner_steps: int = _f(1, "inner SGD steps during meta-training", positive=True)
+    inner_lr: float = _f(0.01, "inner SGD step size (alpha)", positive=True)
+    first_order: bool = _f(False, "first-order MAML (drop second derivatives)")
+    learn_inner_lr: str = _f(
+        "none", "learned inner step sizes", choices=("none", *LEARNED_LR_MODES)
+    )
+    multi_step_loss: bool = _f(False, "MAML++ multi-step loss over every inner step")
+    msl_anneal_iterations: int = _f(
+        10_000, "iterations over which the multi-step loss anneals to the last step", positive=True
+    )
+    meta_lr: float = _f(1e-3, "Adam step size of the meta-update (beta)", positive=True)
+    hidden: int = _f(40, "units per hidden layer of the MLP", positive=True)
+    depth: int = _f(2, "hidden layers of the MLP", positive=True)
+    path: str = _f("auto", "meta-objective implementation", choices=PATHS)
+    seed: int = _f(0, "random seed (model initialisation and task sampling)")
+    device: str = _f("auto", "device for the meta-learner", choices=DEVICES)
+    log_every: int = _f(100, "iterations between training scalars", positive=True)
+    val_every: int = _f(1_000, "iterations between meta-validations", positive=True)
+    val_tasks: int = _f(100, "fixed held-out tasks for meta-validation", positive=True)
+    figure_every: int = _f(5_000, "iterations between figures in TensorBoard", positive=True)
+    checkpoint_every: int = _f(1_000, "iterations between checkpoints", positive=True)

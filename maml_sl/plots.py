@@ -1,0 +1,58 @@
+"""Figures for TensorBoard and PNG files: what a person would rather look at than read."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from maml.learner import MAML  # noqa: E402
+from maml_sl.tasks.sinusoid import SinusoidTasks  # noqa: E402
+
+
+def sinusoid_figure(
+    learner: MAML,
+    tasks: SinusoidTasks,
+    generator: torch.Generator,
+    shots: int,
+    n_tasks: int = 4,
+    steps: tuple[int, ...] = (1, 10),
+) -> Figure:
+    """True curve, support points, and the prediction before and after ``steps`` inner steps."""
+    device = generator.device
+    amp, phase = tasks.sample_functions(n_tasks, generator)
+    low, high = tasks.x_range
+    xs = torch.rand((n_tasks, shots, 1), generator=generator, device=device) * (high - low) + low
+    ys = amp * torch.sin(xs - phase)
+    grid = torch.linspace(low, high, 200, device=device).view(1, -1, 1)
+    truth = amp * torch.sin(grid - phase)
+    fig, axes = plt.subplots(1, n_tasks, figsize=(4 * n_tasks, 3.2), sharey=True)
+    for t, ax in enumerate(axes):
+        params = learner.meta_params()
+        curves = {0: _predict(learner, params, grid[0])}
+        done = 0
+        for target in sorted(steps):
+            params = learner.adapt(params, (xs[t], ys[t]), steps=target - done, first_order=True)
+            params = {n: p.detach() for n, p in params.items()}
+            done = target
+            curves[target] = _predict(learner, params, grid[0])
+        x = grid[0, :, 0].cpu()
+        ax.plot(x, truth[t, :, 0].cpu(), color="black", label="true function")
+        for n, (k, curve) in enumerate(curves.items()):
+            label = "before adaptation" if k == 0 else f"after {k} step{'s' if k > 1 else ''}"
+            ax.plot(x, curve, linestyle=["--", "-", "-"][min(n, 2)], label=label, alpha=0.9)
+        ax.scatter(xs[t, :, 0].cpu(), ys[t, :, 0].cpu(), color="red", zorder=3, label="support")
+        ax.set_title(f"A={amp[t].item():.2f}, phase={phase[t].item():.2f}")
+        ax.set_xlabel("x")
+    axes[0].legend(loc="lower left", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _predict(learner: MAML, params: dict, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return learner.functional(params)(x)[:, 0].cpu()
