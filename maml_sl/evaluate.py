@@ -50,15 +50,12 @@ def evaluate(
     chunk: int = 100,
 ) -> Results:
     """Query loss after each of ``steps`` inner steps on ``tasks`` new tasks per K in ``shots``."""
-    for name, values in (
-        ("shots", shots),
-        ("steps", steps),
-        ("tasks", [tasks]),
-        ("query", [query]),
-    ):
+    for name, values in {"shots": shots, "tasks": [tasks], "query": [query]}.items():
         bad = [v for v in values if v <= 0]
         if bad:
             raise UsageError(f"--{name} must be positive, got {bad[0]}")
+    if min(steps) < 0:
+        raise UsageError(f"--steps must be zero or more, got {min(steps)}")
     device = next(learner.parameters()).device
     results: Results = {}
     for k in shots:

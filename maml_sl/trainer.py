@@ -107,62 +107,67 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
     progress = tqdm(
         total=config.iterations, initial=start, desc=config.task, mininterval=1.0, unit="it"
     )
-    with _StopRequest() as stop:
-        for iteration in range(start, config.iterations):
-            iteration_state = generator.get_state()
-            support, query = setup.sampler.sample(
-                config.meta_batch, config.shots, config.query, generator
-            )
-            weights = None
-            if config.multi_step_loss:
-                weights = msl_weights(config.inner_steps, iteration / config.msl_anneal_iterations)
-            loss = learner.meta_loss(support, query, step_weights=weights)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            # One host sync: a non-finite loss or gradient shows in this sum.
-            total = loss.detach() + sum(p.grad.sum() for p in meta_parameters if p.grad is not None)
-            if not torch.isfinite(total):
-                checkpoint(iteration, iteration_state)
-                raise TrainingError(
-                    f"meta-loss {loss.item()} (or its gradient) is not finite at iteration "
-                    f"{iteration + 1}; stopped. The last good state (iteration {iteration}) is "
-                    f"in {checkpoint_path}"
+    try:
+        with _StopRequest() as stop:
+            for iteration in range(start, config.iterations):
+                iteration_state = generator.get_state()
+                support, query = setup.sampler.sample(
+                    config.meta_batch, config.shots, config.query, generator
                 )
-            optimizer.step()
-            window_loss += loss.detach()
-            count += 1
-            done = iteration + 1
-            progress.update(1)
-            if done % config.log_every == 0 or done == config.iterations:
-                now = time.perf_counter()
-                mean_loss = window_loss.item() / count
-                with torch.no_grad():
-                    before = learner.step_losses(support, query, steps=0).mean().item()
-                writer.add_scalar("losses/meta_loss", mean_loss, done)
-                writer.add_scalar("losses/query_before_adaptation", before, done)
-                writer.add_scalar("losses/query_after_adaptation", loss.item(), done)
-                writer.add_scalar("charts/meta_lr", optimizer.param_groups[0]["lr"], done)
-                writer.add_scalar(
-                    "charts/iterations_per_second", count / (now - window_start), done
+                weights = None
+                if config.multi_step_loss:
+                    weights = msl_weights(
+                        config.inner_steps, iteration / config.msl_anneal_iterations
+                    )
+                loss = learner.meta_loss(support, query, step_weights=weights)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                # One host sync: a non-finite loss or gradient shows in this sum.
+                total = loss.detach() + sum(
+                    p.grad.sum() for p in meta_parameters if p.grad is not None
                 )
-                writer.add_scalar("charts/wall_time", elapsed + now - started, done)
-                _log_inner_lrs(writer, learner, done)
-                progress.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
-                window_start, window_loss, count = now, torch.zeros((), device=device), 0
-            if done % config.val_every == 0 or done == config.iterations:
-                _validate(writer, learner, validation, done)
-            if setup.figure and (done % config.figure_every == 0 or done == config.iterations):
-                _log_figure(writer, learner, setup, config, device, done)
-            if done % config.checkpoint_every == 0 or done == config.iterations:
-                checkpoint(done, generator.get_state())
-            if stop.signal is not None:
-                checkpoint(done, generator.get_state())
-                progress.close()
-                writer.close()
-                print(f"stopped at iteration {done}; continue with --resume {run_dir}")
-                raise KeyboardInterrupt
-    progress.close()
-    writer.close()
+                if not torch.isfinite(total):
+                    checkpoint(iteration, iteration_state)
+                    raise TrainingError(
+                        f"meta-loss {loss.item()} (or its gradient) is not finite at iteration "
+                        f"{iteration + 1}; stopped. The last good state (iteration {iteration}) is "
+                        f"in {checkpoint_path}"
+                    )
+                optimizer.step()
+                window_loss += loss.detach()
+                count += 1
+                done = iteration + 1
+                progress.update(1)
+                if done % config.log_every == 0 or done == config.iterations:
+                    now = time.perf_counter()
+                    mean_loss = window_loss.item() / count
+                    with torch.no_grad():
+                        before = learner.step_losses(support, query, steps=0).mean().item()
+                    writer.add_scalar("losses/meta_loss", mean_loss, done)
+                    writer.add_scalar("losses/query_before_adaptation", before, done)
+                    writer.add_scalar("losses/query_after_adaptation", loss.item(), done)
+                    writer.add_scalar("charts/meta_lr", optimizer.param_groups[0]["lr"], done)
+                    writer.add_scalar(
+                        "charts/iterations_per_second", count / (now - window_start), done
+                    )
+                    writer.add_scalar("charts/wall_time", elapsed + now - started, done)
+                    _log_inner_lrs(writer, learner, done)
+                    progress.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
+                    window_start, window_loss, count = now, torch.zeros((), device=device), 0
+                if done % config.val_every == 0 or done == config.iterations:
+                    _validate(writer, learner, validation, done)
+                if setup.figure and (done % config.figure_every == 0 or done == config.iterations):
+                    _log_figure(writer, learner, setup, config, device, done)
+                if done % config.checkpoint_every == 0 or done == config.iterations:
+                    checkpoint(done, generator.get_state())
+                if stop.signal is not None:
+                    checkpoint(done, generator.get_state())
+                    progress.close()
+                    print(f"stopped at iteration {done}; continue with --resume {run_dir}")
+                    raise KeyboardInterrupt
+    finally:
+        progress.close()
+        writer.close()
     if start >= config.iterations:
         print(f"{run_dir} has finished its {config.iterations} iterations already")
     return checkpoint_path

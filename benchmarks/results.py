@@ -1,0 +1,49 @@
+"""Write one benchmark's section of benchmarks/RESULTS.md, keeping the other sections."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+HEADER = "# Benchmark results\n\nEach section is rewritten by the script named in it.\n"
+
+
+def machine() -> str:
+    """A one-line description of where the numbers came from."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return (
+        f"{cpu}, {os.cpu_count()} cores{gpu}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; Python {platform.python_version()}"
+    )
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or add) the section ``name`` with ``body`` plus the command, machine and date."""
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    stamp = datetime.date.today().isoformat()
+    block = (
+        f"<!-- {name}:start -->\n## {name}\n\n`{command}` on {stamp}\n\nMachine: {machine()}\n\n"
+        f"{body.strip()}\n<!-- {name}:end -->"
+    )
+    text = RESULTS.read_text() if RESULTS.exists() else HEADER
+    pattern = re.compile(
+        rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->", re.S
+    )
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text}\n{block}\n"
+    RESULTS.write_text(text)
