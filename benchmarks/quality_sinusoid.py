@@ -25,23 +25,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="a finished run to evaluate instead of training a new one")
     parser.add_argument("--tasks", type=int, default=600)
+    parser.add_argument("--shots", type=int, help="train with this K instead of the preset's")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
-    run = (
-        Path(args.run)
-        if args.run
-        else Path("runs") / f"bench-sinusoid-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run = Path(args.run) if args.run else Path("runs") / f"bench-sinusoid-{stamp}"
     if not args.run:
-        command = [
-            sys.executable,
-            "-m",
-            "maml_sl.train",
-            "--task",
-            "sinusoid",
-            "--run-dir",
-            str(run),
-        ]
+        command = [sys.executable, "-m", "maml_sl.train", "--task", "sinusoid"]
+        command += ["--run-dir", str(run)] + (["--shots", str(args.shots)] if args.shots else [])
         subprocess.run(command, check=True)
     state = load_checkpoint(run / "checkpoint.pt")
     minutes = state["elapsed"] / 60
@@ -63,7 +54,7 @@ def main() -> None:
             f"minutes (training loop wall time, validation and figures included).\n\n"
             f"```\n{table}\n```\n\nK = 5 after 1 / 5 / 10 steps: ours {ours}; MAML paper {paper}."
         )
-        write_section("quality_sinusoid", body)
+        write_section(f"quality_sinusoid (trained with K = {config.shots})", body)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ class TrainConfig:
     """Everything that defines a supervised meta-training run; written to ``config.toml``."""
 
     task: str = _f("sinusoid", "task family", choices=TASK_NAMES)
-    iterations: int = _f(70_000, "meta-iterations (outer updates)", positive=True)
+    iterations: int = _f(50_000, "meta-iterations (outer updates)", positive=True)
     meta_batch: int = _f(25, "tasks per meta-iteration", positive=True)
     shots: int = _f(10, "support examples per task (K)", positive=True)
     query: int = _f(10, "query examples per task", positive=True)
