@@ -118,7 +118,7 @@ def test_evaluate_prints_a_table_per_shot(tmp_path, capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "query MSE on 20 new tasks per K" in out
-    rows = [line.split() for line in out.splitlines()[2:]]
+    rows = [line.split() for line in out.splitlines()[2:] if not line.startswith("K = ")]
     assert [r[0] for r in rows] == ["5", "10"] and all(len(r) == 10 for r in rows)
 
 
