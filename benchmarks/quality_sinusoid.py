@@ -3,7 +3,7 @@
 Trains with the default command (`python -m maml_sl.train --task sinusoid`, the paper's settings)
 unless --run names a finished run, then evaluates it and sets the figures beside the MAML paper's.
 
-    python benchmarks/quality_sinusoid.py [--run runs/sinusoid-...] [--write]
+    python -m benchmarks.quality_sinusoid [--run runs/sinusoid-...] [--write]
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.results import write_section
 from maml.checkpoint import load_checkpoint
 from maml_sl.evaluate import evaluate, format_table, load_run
 
@@ -43,10 +44,10 @@ def main() -> None:
     print(f"training: {state['iteration']} iterations in {minutes:.1f} minutes")
     paper = " / ".join(f"{PAPER_K5[s]:.2f}" for s in (1, 5, 10))
     ours = " / ".join(f"{results[5, s][0]:.2f}" for s in (1, 5, 10))
+    medians = " / ".join(f"{results[5, s][2]:.2f}" for s in (1, 5, 10))
+    ours = f"mean {ours} (median {medians})"
     print(f"K = 5 after 1 / 5 / 10 steps: ours {ours}, MAML paper {paper}")
     if args.write:
-        from benchmarks.results import write_section
-
         body = (
             f"Run: {config.iterations} iterations, meta-batch {config.meta_batch}, K = "
             f"{config.shots}, inner lr {config.inner_lr}, {config.inner_steps} inner step(s), "
@@ -54,7 +55,7 @@ def main() -> None:
             f"minutes (training loop wall time, validation and figures included).\n\n"
             f"```\n{table}\n```\n\nK = 5 after 1 / 5 / 10 steps: ours {ours}; MAML paper {paper}."
         )
-        write_section(f"quality_sinusoid (trained with K = {config.shots})", body)
+        write_section(f"quality_sinusoid (trained with K = {config.shots})", body, __spec__.name)
 
 
 if __name__ == "__main__":

@@ -33,9 +33,9 @@ def machine() -> str:
     )
 
 
-def write_section(name: str, body: str) -> None:
+def write_section(name: str, body: str, module: str) -> None:
     """Replace (or add) the section ``name`` with ``body`` plus the command, machine and date."""
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = " ".join(["python -m", module, *(shlex.quote(a) for a in sys.argv[1:])])
     stamp = datetime.date.today().isoformat()
     block = (
         f"<!-- {name}:start -->\n## {name}\n\n`{command}` on {stamp}\n\nMachine: {machine()}\n\n"

@@ -3,7 +3,7 @@
 Same 2x40 ReLU model, initialisation and data (meta-batch 25, K = 10 support and 10 query points,
 second order, inner lr 0.01) for every method; each method's meta-gradient is compared with ours.
 
-    python benchmarks/speed_sinusoid.py [--repeats 200] [--device cpu] [--write]
+    python -m benchmarks.speed_sinusoid [--repeats 200] [--device cpu] [--write]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from benchmarks.results import write_section
 from maml import MAML
 from maml_sl.losses import mse
 from maml_sl.models import mlp
@@ -166,15 +167,13 @@ def main() -> None:
             peers = [ms for n, ms in got.items() if not n.startswith("ours")]
             if peers:
                 speedups.append(f"{steps} step(s): {min(peers) / got['ours, vmap']:.1f}x")
-        from benchmarks.results import write_section
-
         body = "\n".join(table)
         body += (
             "\n\nSinusoid, 2x40 ReLU MLP, meta-batch 25, K = 10 support + 10 query, second order."
         )
         if speedups:
             body += "\nFastest peer's time over our vmap path's: " + ", ".join(speedups) + "."
-        write_section(f"speed_sinusoid ({device.type})", body)
+        write_section(f"speed_sinusoid ({device.type})", body, __spec__.name)
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ class MAML(nn.Module):
         self.inner_lr = InnerLR(
             shapes, inner_lr, max(inner_steps, 1), learn_inner_lr, first.device, first.dtype
         )
-        self._choice: tuple[tuple[bool, torch.device], str, str] | None = None
+        self._choice: tuple[tuple, str, str] | None = None
         _ = self.path  # validates the requested path now, not at the first meta-iteration
 
     @property
@@ -85,7 +85,7 @@ class MAML(nn.Module):
         return self._path_on(next(self.model.parameters()).device)
 
     def _path_on(self, device: torch.device) -> str:
-        key = (self.model.training, device)
+        key = (self.model.training, self.first_order, device)
         if self._choice is None or self._choice[0] != key:
             path, reason = choose_path(self.model, self.requested_path, self.first_order, device)
             log.info("meta-objective path: %s (%s)", path, reason)

@@ -17,8 +17,8 @@ from maml_sl.config import TrainConfig
 from maml_sl.tasks import TaskSetup
 from maml_sl.trainer import build_learner
 
-# (K, steps) -> (mean, 95% CI half-width, tasks whose loss ended above its pre-adaptation value)
-Results = dict[tuple[int, int], tuple[float, float, int]]
+# (K, steps) -> (mean, 95% CI half-width, median, tasks whose loss ended above its value before)
+Results = dict[tuple[int, int], tuple[float, float, float, int]]
 
 
 def load_run(run_dir: str | Path, device: str = "auto") -> tuple[MAML, TaskSetup, TrainConfig]:
@@ -69,7 +69,9 @@ def evaluate(
         per_task = torch.cat(losses)
         worse = ~(per_task <= per_task[:, :1])  # NaN counts as worse
         for s in steps:
-            results[(k, s)] = (*mean_and_ci95(per_task[:, s]), int(worse[:, s].sum()))
+            mean, ci = mean_and_ci95(per_task[:, s])
+            median = float(per_task[:, s].double().nanmedian())
+            results[(k, s)] = (mean, ci, median, int(worse[:, s].sum()))
     return results
 
 
@@ -86,11 +88,13 @@ def format_table(results: Results, tasks: int, loss_name: str) -> str:
     lines = [f"query {loss_name} on {tasks} new tasks per K (mean ± 95% confidence interval)"]
     for row in [header, *rows]:
         lines.append("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
+    last = steps[-1]
     for k in shots:
-        if results[k, steps[-1]][2]:
+        _, _, median, worse = results[k, last]
+        if worse:
             lines.append(
-                f"K = {k}: {results[k, steps[-1]][2]} of {tasks} tasks end above their "
-                f"pre-adaptation loss after {steps[-1]} steps (the step size is too large for them)"
+                f"K = {k}: {worse} of {tasks} tasks end above their pre-adaptation loss after "
+                f"{last} steps (the step size is too large for them); median {median:.4f}"
             )
     return "\n".join(lines)
 

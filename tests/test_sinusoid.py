@@ -60,6 +60,18 @@ def test_training_writes_config_checkpoint_and_tensorboard(tmp_path):
     assert "val/held_out_tasks" in events.Tags()["images"]
 
 
+def test_training_options_for_maml_plus_plus_run_and_log_learned_rates(tmp_path):
+    run = tmp_path / "run"
+    args = ["--iterations", "10", "--inner-steps", "2", "--multi-step-loss", "--first-order"]
+    assert run_train(TINY + args + ["--learn-inner-lr", "per_step", "--run-dir", str(run)]) == 0
+    events = EventAccumulator(str(run)).Reload()
+    rates = [t for t in events.Tags()["scalars"] if t.startswith("inner_lr/")]
+    assert len(rates) == 6  # one per parameter tensor of the 2x40 MLP
+    state = load_checkpoint(run / "checkpoint.pt")
+    learned = state["learner"]["inner_lr.rates.0__weight"]
+    assert learned.shape == (2,) and not torch.equal(learned, torch.full((2,), 0.01))
+
+
 def test_resume_continues_bit_for_bit(tmp_path):
     whole, split = tmp_path / "whole", tmp_path / "split"
     assert run_train(TINY + ["--iterations", "24", "--run-dir", str(whole)]) == 0
@@ -173,3 +185,14 @@ def test_interrupt_saves_a_checkpoint_and_resume_finishes(tmp_path):
     assert 0 < stopped < 100000
     assert run_train(["--resume", str(run), "--iterations", str(stopped + 3)]) == 0
     assert load_checkpoint(run / "checkpoint.pt")["iteration"] == stopped + 3
+
+
+@pytest.mark.cuda
+def test_training_and_evaluation_run_on_cuda(tmp_path):
+    run = tmp_path / "run"
+    args = [a for a in TINY if a not in ("--device", "cpu")]
+    assert run_train(args + ["--iterations", "12", "--device", "cuda", "--run-dir", str(run)]) == 0
+    learner, setup, _ = evaluate_cli.load_run(run, "cuda")
+    assert next(learner.parameters()).is_cuda
+    results = evaluate_cli.evaluate(learner, setup, shots=[5], steps=[1], tasks=10)
+    assert math.isfinite(results[5, 1][0])
