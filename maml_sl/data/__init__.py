@@ -1,0 +1,1 @@
+"""Readers of few-shot image data sets in their published layouts."""

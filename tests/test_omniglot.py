@@ -1,0 +1,161 @@
+"""Omniglot reading, splitting and episode sampling on a synthetic fixture."""
+
+import shutil
+
+import pytest
+import torch
+
+from maml import MAML
+from maml.errors import UsageError
+from maml_sl.data.omniglot import load_omniglot
+from maml_sl.data.splits import split_characters
+from maml_sl.losses import cross_entropy
+from maml_sl.models import conv4
+from maml_sl.tasks.fewshot import FewShotTasks
+from tests.omniglot_fixture import write_omniglot, zip_folder
+
+
+@pytest.fixture(scope="module")
+def omniglot_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("omniglot")
+    write_omniglot(root, "images_background", alphabets=3, characters=4, seed=0)
+    write_omniglot(root, "images_evaluation", alphabets=2, characters=3, seed=1)
+    return root
+
+
+def test_folder_and_zip_layouts_read_the_same(omniglot_dir, tmp_path):
+    from_folders = load_omniglot(omniglot_dir)
+    assert from_folders.images.shape == (18, 6, 28, 28)
+    assert from_folders.images.dtype == torch.uint8
+    assert from_folders.names[0] == "images_background/Alphabet_0_0/character01"
+    zipped = tmp_path / "zipped"
+    zipped.mkdir()
+    for name in ("images_background", "images_evaluation"):
+        zip_folder(omniglot_dir / name, zipped / f"{name}.zip")
+    from_zips = load_omniglot(zipped)
+    assert from_zips.names == from_folders.names
+    assert torch.equal(from_zips.images, from_folders.images)
+    single = load_omniglot(zipped / "images_evaluation.zip")
+    assert len(single.names) == 6 and torch.equal(single.images, from_folders.images[12:])
+    assert not any(p.name.endswith(".pt") for p in omniglot_dir.rglob("*"))
+
+
+def test_strokes_are_bright_on_dark_background(omniglot_dir):
+    images = load_omniglot(omniglot_dir).images.float()
+    assert images.mean() < 80  # mostly background (0) with bright strokes
+    assert images.amax() == 255
+
+
+def test_cache_dir_reuses_the_decoded_tensor(omniglot_dir, tmp_path):
+    first = load_omniglot(omniglot_dir, cache_dir=tmp_path / "cache")
+    cached = list((tmp_path / "cache").glob("omniglot-*.pt"))
+    assert len(cached) == 1
+    again = load_omniglot(omniglot_dir, cache_dir=tmp_path / "cache")
+    assert torch.equal(first.images, again.images) and first.names == again.names
+
+
+def test_bad_layouts_name_the_path_and_what_is_missing(omniglot_dir, tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        load_omniglot(tmp_path / "nowhere")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UsageError, match=f"{empty} holds no Omniglot set"):
+        load_omniglot(empty)
+    broken = tmp_path / "broken"
+    shutil.copytree(omniglot_dir / "images_background", broken / "images_background")
+    (broken / "images_background" / "Alphabet_0_0" / "character99").mkdir()
+    with pytest.raises(UsageError, match="character99 has no PNGs"):
+        load_omniglot(broken)
+    not_png = broken / "images_background" / "Alphabet_0_0" / "character99" / "x.png"
+    not_png.write_bytes(b"not an image")
+    with pytest.raises(UsageError, match="x.png is not a readable image"):
+        load_omniglot(broken)
+
+
+def test_splits_by_set_by_alphabet_and_seeded(omniglot_dir):
+    characters = load_omniglot(omniglot_dir)
+    by_set = split_characters(
+        characters, train_on=["images_background"], test_on=["images_evaluation"]
+    )
+    assert all(n.startswith("images_evaluation") for n in by_set["test"].names)
+    train_names = by_set["train"].names + by_set["val"].names
+    assert len(train_names) == 12 and all(n.startswith("images_background") for n in train_names)
+    by_alphabet = split_characters(characters, test_on=["Alphabet_0_1"])
+    assert {n.split("/")[1] for n in by_alphabet["test"].names} == {"Alphabet_0_1"}
+    seeded = split_characters(characters, seed=3)
+    names = [set(seeded[k].names) for k in ("train", "val", "test")]
+    assert sum(len(s) for s in names) == 18 and not (names[0] & names[1] or names[0] & names[2])
+    assert split_characters(characters, seed=3)["test"].names == seeded["test"].names
+    with pytest.raises(UsageError, match="--test-on Klingon selects no characters"):
+        split_characters(characters, test_on=["Klingon"])
+
+
+def test_episodes_have_n_classes_k_shots_q_queries_and_no_overlap(omniglot_dir):
+    characters = load_omniglot(omniglot_dir)
+    tasks = FewShotTasks(characters.images, characters.counts, ways=5, rotations=True)
+    (xs, ys), (xq, yq) = tasks.sample(7, 2, 3, torch.Generator().manual_seed(0))
+    assert xs.shape == (7, 10, 1, 28, 28) and xq.shape == (7, 15, 1, 28, 28)
+    assert xs.dtype == torch.float32 and 0 <= xs.min() and xs.max() <= 1
+    for t in range(7):
+        assert sorted(ys[t].tolist()) == sorted(list(range(5)) * 2)
+        assert sorted(yq[t].tolist()) == sorted(list(range(5)) * 3)
+        # every image of the task comes from its class's (possibly rotated) drawings only once
+        flat = torch.cat([xs[t], xq[t]]).flatten(1)
+        assert torch.unique(flat, dim=0).shape[0] == 25
+
+
+def test_rotations_turn_every_image_of_a_class_the_same_way(omniglot_dir):
+    characters = load_omniglot(omniglot_dir)
+    one = characters.subset([0])
+    tasks = FewShotTasks(one.images, one.counts, ways=4, rotations=True)
+    (xs, ys), _ = tasks.sample(1, 6, 0, torch.Generator().manual_seed(0))
+    originals = one.images[0].float() / 255
+    for label in range(4):
+        images = xs[0, ys[0] == label, 0]
+        turns = [
+            k for k in range(4) if any(torch.equal(images[0], torch.rot90(o, k)) for o in originals)
+        ]
+        assert len(turns) == 1
+        for image in images:
+            assert any(torch.equal(image, torch.rot90(o, turns[0])) for o in originals)
+
+
+def test_too_few_classes_or_images_are_named():
+    images = torch.zeros(3, 4, 28, 28, dtype=torch.uint8)
+    with pytest.raises(UsageError, match="3 classes, fewer than --ways 5"):
+        FewShotTasks(images, torch.full((3,), 4), ways=5, name="the test set")
+    tasks = FewShotTasks(images, torch.tensor([4, 2, 4]), ways=2)
+    with pytest.raises(
+        UsageError, match="only 2 images per class; --shots 1 plus --query 3 need 4"
+    ):
+        tasks.check_sizes(1, 3)
+
+
+def test_meta_training_on_the_fixture_raises_accuracy_after_adaptation(omniglot_dir):
+    torch.manual_seed(0)
+    characters = load_omniglot(omniglot_dir)
+    parts = split_characters(characters, seed=0, test_fraction=0.3, val_fraction=0.0)
+    train = FewShotTasks(parts["train"].images, parts["train"].counts, ways=5, rotations=True)
+    test = FewShotTasks(parts["test"].images, parts["test"].counts, ways=5, rotations=True)
+    learner = MAML(conv4(1, 5, filters=16), cross_entropy, inner_lr=0.4, first_order=True)
+    optimizer = torch.optim.Adam(learner.parameters(), lr=3e-3)
+    support, query = test.sample(100, 1, 3, torch.Generator().manual_seed(5))
+
+    def accuracy() -> float:
+        with torch.no_grad():
+            hits = [
+                learner.functional(learner.adapt(learner.meta_params(), (xs, ys)))(xq).argmax(-1)
+                == yq
+                for xs, ys, xq, yq in zip(*support, *query, strict=True)
+            ]
+        return torch.stack(hits).float().mean().item()
+
+    before = accuracy()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(40):
+        loss = learner.meta_loss(*train.sample(4, 1, 3, g))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = accuracy()
+    assert after > 2 / 5 and after > before + 0.07, (before, after)  # chance is 1/5
