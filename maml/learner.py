@@ -154,13 +154,14 @@ class MAML(nn.Module):
         steps: int,
         first_order: bool,
         record: bool,
+        outer: TaskLoss,
     ) -> Tensor:
         losses = []
         for step in range(steps):
             if record:
-                losses.append(self.query_loss(self._forward(params, fixed), query))
+                losses.append(outer(self._forward(params, fixed), query))
             params = self._inner_step(params, fixed, support, step, first_order, autograd_grad)
-        losses.append(self.query_loss(self._forward(params, fixed), query))
+        losses.append(outer(self._forward(params, fixed), query))
         return torch.stack(losses)
 
     def step_losses(
@@ -171,13 +172,17 @@ class MAML(nn.Module):
         first_order: bool | None = None,
         *,
         record: bool = True,
+        measure: TaskLoss | None = None,
     ) -> Tensor:
         """Query losses of every task after 0, 1, ..., ``steps`` inner steps: (tasks, steps + 1).
 
         ``support`` and ``query`` are batches (any pytree of tensors) with a leading task axis.
         Under ``torch.no_grad()`` it evaluates (first order, nothing kept for a meta-gradient).
         With ``record=False`` only the loss after the last step is computed: shape (tasks, 1).
+        ``measure(forward, query)`` replaces the query loss, e.g. to return a vector
+        ``[loss, accuracy]``: the result is then (tasks, steps + 1, measures).
         """
+        outer = measure or self.query_loss
         steps = self.inner_steps if steps is None else steps
         first_order = self.first_order if first_order is None else first_order
         first_order = first_order or not torch.is_grad_enabled()
@@ -185,7 +190,7 @@ class MAML(nn.Module):
         params, fixed = self._split()
         if self._path_on(next(iter(params.values())).device) == "vmap":
             return self._batched_losses(
-                params, fixed, support, query, tasks, steps, first_order, record
+                params, fixed, support, query, tasks, steps, first_order, record, outer
             )
         return torch.stack(
             [
@@ -197,6 +202,7 @@ class MAML(nn.Module):
                     steps,
                     first_order,
                     record,
+                    outer,
                 )
                 for t in range(tasks)
             ]
@@ -212,6 +218,7 @@ class MAML(nn.Module):
         steps: int,
         first_order: bool,
         record: bool,
+        outer: TaskLoss,
     ) -> Tensor:
         # Every task gets its own view of the parameters (expanded along a task axis), the model
         # runs under vmap over that axis, and one autograd call on the sum of the task losses gives
@@ -227,12 +234,12 @@ class MAML(nn.Module):
         losses = []
         for step in range(steps):
             if record:
-                losses.append(losses_of(stacked, query, self.query_loss))
+                losses.append(losses_of(stacked, query, outer))
             grads = autograd_grad(
                 lambda p: losses_of(p, support, self.task_loss).sum(), stacked, not first_order
             )
             stacked = sgd_step(stacked, grads, self.inner_lr.at_step(step))
-        losses.append(losses_of(stacked, query, self.query_loss))
+        losses.append(losses_of(stacked, query, outer))
         return torch.stack(losses, dim=1)
 
     def meta_loss(

@@ -8,7 +8,7 @@ from maml.inner_lr import LEARNED_LR_MODES
 from maml.paths import PATHS
 from maml.runs import DEVICES
 
-TASK_NAMES = ("sinusoid",)
+TASK_NAMES = ("sinusoid", "omniglot")
 
 
 def _f(default, help: str, **meta):
@@ -20,6 +20,11 @@ class TrainConfig:
     """Everything that defines a supervised meta-training run; written to ``config.toml``."""
 
     task: str = _f("sinusoid", "task family", choices=TASK_NAMES)
+    data: str = _f("", "data set path (image tasks): folder or zip in the published layout")
+    cache_dir: str = _f("", "folder for a cache of the decoded images (image tasks)")
+    train_on: str = _f("", "comma-separated sets/alphabets to meta-train on (Omniglot)")
+    test_on: str = _f("", "comma-separated sets/alphabets to meta-test on (Omniglot)")
+    ways: int = _f(5, "classes per task, N (classification)", positive=True)
     iterations: int = _f(50_000, "meta-iterations (outer updates)", positive=True)
     meta_batch: int = _f(25, "tasks per meta-iteration", positive=True)
     shots: int = _f(10, "support examples per task (K)", positive=True)
@@ -37,6 +42,7 @@ class TrainConfig:
     meta_lr: float = _f(1e-3, "Adam step size of the meta-update (beta)", positive=True)
     hidden: int = _f(40, "units per hidden layer of the MLP", positive=True)
     depth: int = _f(2, "hidden layers of the MLP", positive=True)
+    filters: int = _f(64, "channels per conv block (image tasks)", positive=True)
     path: str = _f("auto", "meta-objective implementation", choices=PATHS)
     seed: int = _f(0, "random seed (model initialisation and task sampling)")
     device: str = _f("auto", "device for the meta-learner", choices=DEVICES)

@@ -63,7 +63,9 @@ def evaluate(
         generator = torch.Generator(device).manual_seed(seed + 1000 * k)
         losses = []
         for start in range(0, tasks, chunk):
-            support, queries = setup.sampler.sample(min(chunk, tasks - start), k, query, generator)
+            support, queries = setup.test_sampler.sample(
+                min(chunk, tasks - start), k, query, generator
+            )
             with torch.no_grad():
                 losses.append(learner.step_losses(support, queries, steps=max(steps)))
         per_task = torch.cat(losses)

@@ -21,14 +21,13 @@ from maml_sl.config import TrainConfig
 from maml_sl.tasks import TaskSetup, make_task
 
 VAL_STEPS = (0, 1, 5, 10)
-VAL_QUERY = 100
 VAL_SEED_OFFSET = 10_007  # held-out tasks come from a generator of their own
 
 
 def build_learner(config: TrainConfig, device: torch.device) -> tuple[MAML, TaskSetup]:
     """The task family and a freshly initialised meta-learner for ``config``."""
     torch.manual_seed(config.seed)
-    setup = make_task(config)
+    setup = make_task(config, device)
     learner = MAML(
         setup.model.to(device),
         setup.loss,
@@ -141,11 +140,8 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
                 if done % config.log_every == 0 or done == config.iterations:
                     now = time.perf_counter()
                     mean_loss = window_loss.item() / count
-                    with torch.no_grad():
-                        before = learner.step_losses(support, query, steps=0).mean().item()
                     writer.add_scalar("losses/meta_loss", mean_loss, done)
-                    writer.add_scalar("losses/query_before_adaptation", before, done)
-                    writer.add_scalar("losses/query_after_adaptation", loss.item(), done)
+                    _log_adaptation(writer, learner, setup, support, query, done)
                     writer.add_scalar("charts/meta_lr", optimizer.param_groups[0]["lr"], done)
                     writer.add_scalar(
                         "charts/iterations_per_second", count / (now - window_start), done
@@ -155,7 +151,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
                     progress.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
                     window_start, window_loss, count = now, torch.zeros((), device=device), 0
                 if done % config.val_every == 0 or done == config.iterations:
-                    _validate(writer, learner, validation, done)
+                    _validate(writer, learner, setup, validation, done)
                 if setup.figure and (done % config.figure_every == 0 or done == config.iterations):
                     _log_figure(writer, learner, setup, config, device, done)
                 if done % config.checkpoint_every == 0 or done == config.iterations:
@@ -175,15 +171,28 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
 
 def _fixed_validation_tasks(setup: TaskSetup, config: TrainConfig, device: torch.device):
     generator = torch.Generator(device).manual_seed(config.seed + VAL_SEED_OFFSET)
-    return setup.sampler.sample(config.val_tasks, config.shots, VAL_QUERY, generator)
+    return setup.val_sampler.sample(config.val_tasks, config.shots, setup.val_query, generator)
 
 
-def _validate(writer: SummaryWriter, learner: MAML, tasks, step: int) -> None:
-    support, query = tasks
+def _measures(learner: MAML, setup: TaskSetup, support, query, steps: int) -> torch.Tensor:
+    """Mean over tasks of every query measure after 0..steps inner steps: (steps + 1, measures)."""
     with torch.no_grad():
-        losses = learner.step_losses(support, query, steps=max(VAL_STEPS)).mean(dim=0)
-    for k in VAL_STEPS:
-        writer.add_scalar(f"val/query_loss_after_{k}_steps", losses[k].item(), step)
+        values = learner.step_losses(support, query, steps=steps, measure=setup.measure)
+    return (values if values.dim() == 3 else values.unsqueeze(-1)).mean(dim=0)
+
+
+def _log_adaptation(writer: SummaryWriter, learner: MAML, setup: TaskSetup, support, query, step):
+    values = _measures(learner, setup, support, query, learner.inner_steps)
+    for m, name in enumerate(setup.measure_names):
+        writer.add_scalar(f"losses/query_{name}_before_adaptation", values[0, m].item(), step)
+        writer.add_scalar(f"losses/query_{name}_after_adaptation", values[-1, m].item(), step)
+
+
+def _validate(writer: SummaryWriter, learner: MAML, setup: TaskSetup, tasks, step: int) -> None:
+    values = _measures(learner, setup, *tasks, max(VAL_STEPS))
+    for m, name in enumerate(setup.measure_names):
+        for k in VAL_STEPS:
+            writer.add_scalar(f"val/query_{name}_after_{k}_steps", values[k, m].item(), step)
 
 
 def _log_figure(writer, learner, setup, config, device, step: int) -> None:

@@ -196,3 +196,21 @@ def test_step_losses_records_each_step_and_matches_meta_loss():
     with torch.no_grad():
         evaluated = learner.step_losses(support, query, steps=3, first_order=False)
     torch.testing.assert_close(evaluated, losses.detach())
+
+
+@pytest.mark.parametrize("path", ["vmap", "loop"])
+def test_step_losses_can_measure_several_things_at_once(path):
+    learner = MAML(tiny_mlp(), mse, inner_steps=2, inner_lr=0.2, path=path)
+    support, query = regression_tasks()
+
+    def loss_and_max_error(forward, batch):
+        x, y = batch
+        error = forward(x) - y
+        return torch.stack([(error**2).mean(), error.abs().max()])
+
+    with torch.no_grad():
+        both = learner.step_losses(support, query, measure=loss_and_max_error)
+        losses = learner.step_losses(support, query)
+    assert both.shape == (3, 3, 2)
+    torch.testing.assert_close(both[..., 0], losses)
+    assert (both[..., 1] ** 2 >= both[..., 0]).all()

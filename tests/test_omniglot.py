@@ -159,3 +159,27 @@ def test_meta_training_on_the_fixture_raises_accuracy_after_adaptation(omniglot_
         optimizer.step()
     after = accuracy()
     assert after > 2 / 5 and after > before + 0.07, (before, after)  # chance is 1/5
+
+
+def test_train_cli_meta_trains_omniglot_and_logs_accuracy(omniglot_dir, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from maml.checkpoint import load_checkpoint
+    from tests.test_sinusoid import run_train
+
+    run = tmp_path / "run"
+    args = ["--task", "omniglot", "--data", str(omniglot_dir), "--ways", "3", "--shots", "1"]
+    args += ["--query", "2", "--meta-batch", "2", "--iterations", "4", "--filters", "8"]
+    args += ["--log-every", "2", "--val-every", "4", "--val-tasks", "3", "--run-dir", str(run)]
+    args += ["--train-on", "images_background", "--test-on", "images_evaluation"]
+    assert run_train(args) == 0
+    assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 4
+    tags = set(EventAccumulator(str(run)).Reload().Tags()["scalars"])
+    assert {"losses/query_accuracy_after_adaptation", "val/query_accuracy_after_1_steps"} <= tags
+
+
+def test_train_cli_needs_a_data_path_for_omniglot(capsys):
+    from tests.test_sinusoid import run_train
+
+    assert run_train(["--task", "omniglot"]) == 2
+    assert "--task omniglot needs --data PATH" in capsys.readouterr().err

@@ -49,8 +49,8 @@ def test_training_writes_config_checkpoint_and_tensorboard(tmp_path):
     events = EventAccumulator(str(run), size_guidance={"images": 0}).Reload()
     scalars = set(events.Tags()["scalars"])
     expected = {
-        "losses/query_before_adaptation",
-        "losses/query_after_adaptation",
+        "losses/query_loss_before_adaptation",
+        "losses/query_loss_after_adaptation",
         "charts/meta_lr",
         "charts/iterations_per_second",
         "charts/wall_time",

@@ -3,34 +3,91 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from torch import nn
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from maml.errors import UsageError
 from maml.learner import TaskLoss
 from maml_sl.config import TASK_NAMES, TrainConfig
-from maml_sl.losses import mse
-from maml_sl.models import mlp
+from maml_sl.losses import cross_entropy, mse
+from maml_sl.models import conv4, mlp
 from maml_sl.tasks.sinusoid import SinusoidTasks
 
 
 @dataclass
 class TaskSetup:
-    """What the trainer needs of a task family: tasks, a model, the loss and an optional figure."""
+    """What the trainer needs of a task family: tasks, a model, the loss, and what to report."""
 
-    sampler: Any  # .sample(n_tasks, shots, query, generator) -> (support, query)
+    sampler: Any  # .sample(n_tasks, shots, query, generator) -> (support, query), meta-training
     model: nn.Module
     loss: TaskLoss
+    val_sampler: Any  # held-out tasks for meta-validation
+    test_sampler: Any  # meta-test tasks
+    val_query: int  # query examples per task (per class) when validating
+    measure: TaskLoss | None = None  # query measures reported, a vector; None: the loss
+    measure_names: tuple[str, ...] = ("loss",)
     figure: Callable[..., Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
 
 
-def make_task(config: TrainConfig) -> TaskSetup:
-    """Build the sampler, model and loss of ``config.task``."""
+def loss_and_accuracy(forward: Callable[[Tensor], Tensor], batch: tuple[Tensor, Tensor]) -> Tensor:
+    """Cross-entropy and accuracy of a classifier on a batch, as one vector."""
+    inputs, labels = batch
+    logits = forward(inputs)
+    accuracy = (logits.argmax(-1) == labels).float().mean()
+    return torch.stack([F.cross_entropy(logits, labels), accuracy])
+
+
+def make_task(config: TrainConfig, device: torch.device) -> TaskSetup:
+    """Build the samplers, model and loss of ``config.task``."""
     if config.task == "sinusoid":
         from maml_sl.plots import sinusoid_figure
 
+        tasks = SinusoidTasks()
         model = mlp(1, 1, hidden=config.hidden, depth=config.depth)
-        return TaskSetup(SinusoidTasks(), model, mse, sinusoid_figure)
+        return TaskSetup(tasks, model, mse, tasks, tasks, 100, figure=sinusoid_figure)
+    if config.task == "omniglot":
+        return _omniglot(config, device)
     raise UsageError(f"task {config.task!r} is unknown; allowed: {', '.join(TASK_NAMES)}")
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _omniglot(config: TrainConfig, device: torch.device) -> TaskSetup:
+    from maml_sl.data.omniglot import IMAGE_SIZE, load_omniglot
+    from maml_sl.data.splits import split_characters
+    from maml_sl.tasks.fewshot import FewShotTasks
+
+    if not config.data:
+        raise UsageError("--task omniglot needs --data PATH (an Omniglot folder or zip)")
+    characters = load_omniglot(config.data, cache_dir=config.cache_dir or None)
+    parts = split_characters(
+        characters, config.seed, _names(config.train_on), _names(config.test_on)
+    )
+    samplers = {}
+    for name, part in parts.items():
+        if not part.names:
+            raise UsageError(f"the {name} split of {config.data} is empty; give more characters")
+        tasks = FewShotTasks(
+            part.images.to(device), part.counts, config.ways, rotations=True, name=f"{name} split"
+        )
+        tasks.check_sizes(config.shots, config.query, f"{name} split of {config.data}")
+        samplers[name] = tasks
+    model = conv4(1, config.ways, filters=config.filters, pool="stride", image_size=IMAGE_SIZE)
+    return TaskSetup(
+        samplers["train"],
+        model,
+        cross_entropy,
+        samplers["val"],
+        samplers["test"],
+        config.query,
+        measure=loss_and_accuracy,
+        measure_names=("loss", "accuracy"),
+        info={name: len(part.names) for name, part in parts.items()},
+    )
