@@ -38,7 +38,7 @@ def main() -> None:
     state = load_checkpoint(run / "checkpoint.pt")
     minutes = state["elapsed"] / 60
     learner, setup, config = load_run(run, "cpu")
-    results = evaluate(learner, setup, (5, 10, 20), (1, 5, 10), tasks=args.tasks)
+    results = evaluate(learner, setup, (5, 10, 20), (1, 5, 10), tasks=args.tasks)["loss"]
     table = format_table(results, args.tasks, "MSE")
     print(table)
     print(f"training: {state['iteration']} iterations in {minutes:.1f} minutes")

@@ -49,53 +49,68 @@ def evaluate(
     query: int = 100,
     seed: int = 1,
     chunk: int = 100,
-) -> Results:
-    """Query loss after each of ``steps`` inner steps on ``tasks`` new tasks per K in ``shots``."""
+    sampler=None,
+) -> dict[str, Results]:
+    """Every query measure after each of ``steps`` inner steps on ``tasks`` new tasks per K.
+
+    Tasks come from ``sampler`` (the run's meta-test tasks by default); the result maps each of
+    the task's measure names (``loss``, and ``accuracy`` for classification) to its table.
+    """
     for name, values in {"shots": shots, "tasks": [tasks], "query": [query]}.items():
         bad = [v for v in values if v <= 0]
         if bad:
             raise UsageError(f"--{name} must be positive, got {bad[0]}")
     if min(steps) < 0:
         raise UsageError(f"--steps must be zero or more, got {min(steps)}")
+    sampler = sampler or setup.test_sampler
     device = next(learner.parameters()).device
-    results: Results = {}
+    results: dict[str, Results] = {name: {} for name in setup.measure_names}
     for k in shots:
+        if hasattr(sampler, "check_sizes"):
+            sampler.check_sizes(k, query, "the meta-test split")
         generator = torch.Generator(device).manual_seed(seed + 1000 * k)
-        losses = []
+        values = []
         for start in range(0, tasks, chunk):
-            support, queries = setup.test_sampler.sample(
-                min(chunk, tasks - start), k, query, generator
-            )
+            support, queries = sampler.sample(min(chunk, tasks - start), k, query, generator)
             with torch.no_grad():
-                losses.append(learner.step_losses(support, queries, steps=max(steps)))
-        per_task = torch.cat(losses)
-        worse = ~(per_task <= per_task[:, :1])  # NaN counts as worse
-        for s in steps:
-            mean, ci = mean_and_ci95(per_task[:, s])
-            median = float(per_task[:, s].double().nanmedian())
-            results[(k, s)] = (mean, ci, median, int(worse[:, s].sum()))
+                v = learner.step_losses(support, queries, steps=max(steps), measure=setup.measure)
+            values.append(v if v.dim() == 3 else v.unsqueeze(-1))
+        per_task = torch.cat(values)  # (tasks, steps + 1, measures)
+        for m, name in enumerate(setup.measure_names):
+            measured = per_task[..., m]
+            worse = ~(measured <= measured[:, :1])  # NaN counts as worse
+            for s in steps:
+                mean, ci = mean_and_ci95(measured[:, s])
+                median = float(measured[:, s].double().nanmedian())
+                results[name][(k, s)] = (mean, ci, median, int(worse[:, s].sum()))
     return results
 
 
-def format_table(results: Results, tasks: int, loss_name: str) -> str:
+def format_table(results: Results, tasks: int, name: str, percent: bool = False) -> str:
     """A plain-text table: one row per K, one column per number of inner steps."""
     shots = sorted({k for k, _ in results})
     steps = sorted({s for _, s in results})
-    header = ["K \\ steps"] + [f"{s} step{'s' if s > 1 else ''}" for s in steps]
+    scale, digits = (100, 2) if percent else (1, 4)
+    header = ["K \\ steps"] + [f"{s} step{'s' if s != 1 else ''}" for s in steps]
     rows = [
-        [str(k)] + [f"{results[k, s][0]:.4f} ± {results[k, s][1]:.4f}" for s in steps]
+        [str(k)]
+        + [
+            f"{results[k, s][0] * scale:.{digits}f} ± {results[k, s][1] * scale:.{digits}f}"
+            for s in steps
+        ]
         for k in shots
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [f"query {loss_name} on {tasks} new tasks per K (mean ± 95% confidence interval)"]
+    unit = " (%)" if percent else ""
+    lines = [f"query {name}{unit} on {tasks} new tasks per K (mean ± 95% confidence interval)"]
     for row in [header, *rows]:
         lines.append("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
     last = steps[-1]
     for k in shots:
         _, _, median, worse = results[k, last]
-        if worse:
+        if worse and not percent:
             lines.append(
-                f"K = {k}: {worse} of {tasks} tasks end above their pre-adaptation loss after "
+                f"K = {k}: {worse} of {tasks} tasks end above their pre-adaptation {name} after "
                 f"{last} steps (the step size is too large for them); median {median:.4f}"
             )
     return "\n".join(lines)
@@ -104,20 +119,55 @@ def format_table(results: Results, tasks: int, loss_name: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m maml_sl.evaluate",
-        description="Adapt a trained model on new tasks and report the query loss after each "
-        "number of inner steps (the MAML paper's protocol, training inner learning rate).",
+        description="Adapt a trained model on new tasks from the meta-test split and report the "
+        "query loss (and accuracy) after each number of inner steps, with the training inner "
+        "learning rate (the MAML paper's protocol).",
     )
     parser.add_argument("run", help="run directory (holds config.toml and checkpoint.pt)")
-    parser.add_argument("--shots", type=int, nargs="+", default=[5, 10, 20], help="support sizes K")
-    parser.add_argument("--steps", type=int, nargs="+", default=[1, 5, 10], help="inner steps")
+    parser.add_argument("--shots", type=int, nargs="+", help="support sizes K (sinusoid: 5 10 20)")
+    parser.add_argument("--ways", type=int, nargs="+", help="classes per task (at most the run's)")
+    parser.add_argument(
+        "--steps", type=int, nargs="+", help="inner steps (1 5 10; images 1 3 5 10)"
+    )
     parser.add_argument("--tasks", type=int, default=600, help="new tasks per K")
-    parser.add_argument("--query", type=int, default=100, help="query points per task")
+    parser.add_argument("--query", type=int, help="query examples per task or class")
     parser.add_argument("--seed", type=int, default=1, help="seed of the test tasks")
     parser.add_argument("--device", default="auto", choices=DEVICES)
     args = parser.parse_args(argv)
     learner, setup, config = load_run(args.run, args.device)
-    results = evaluate(learner, setup, args.shots, args.steps, args.tasks, args.query, args.seed)
-    print(format_table(results, args.tasks, "MSE" if config.task == "sinusoid" else "loss"))
+    if config.task == "sinusoid":
+        if args.ways:
+            raise UsageError("--ways is for classification runs; this run is sinusoid regression")
+        results = evaluate(
+            learner,
+            setup,
+            args.shots or [5, 10, 20],
+            args.steps or [1, 5, 10],
+            args.tasks,
+            args.query or 100,
+            args.seed,
+        )
+        print(format_table(results["loss"], args.tasks, "MSE"))
+        return 0
+    for ways in args.ways or [config.ways]:
+        if not 0 < ways <= config.ways:
+            raise UsageError(
+                f"--ways {ways}: the model was trained {config.ways}-way; allowed 1..{config.ways}"
+            )
+        test = setup.test_sampler
+        sampler = type(test)(test.images, test.counts, ways, test.rotations, "the meta-test split")
+        results = evaluate(
+            learner,
+            setup,
+            args.shots or [config.shots],
+            args.steps or [1, 3, 5, 10],
+            args.tasks,
+            args.query or config.query,
+            args.seed,
+            sampler=sampler,
+        )
+        print(f"{ways}-way")
+        print(format_table(results["accuracy"], args.tasks, "accuracy", percent=True))
     return 0
 
 

@@ -161,10 +161,12 @@ def test_meta_training_on_the_fixture_raises_accuracy_after_adaptation(omniglot_
     assert after > 2 / 5 and after > before + 0.07, (before, after)  # chance is 1/5
 
 
-def test_train_cli_meta_trains_omniglot_and_logs_accuracy(omniglot_dir, tmp_path):
+def test_train_cli_meta_trains_omniglot_and_logs_accuracy(omniglot_dir, tmp_path, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from maml.checkpoint import load_checkpoint
+    from maml.errors import run_cli
+    from maml_sl.evaluate import main as evaluate_main
     from tests.test_sinusoid import run_train
 
     run = tmp_path / "run"
@@ -176,6 +178,19 @@ def test_train_cli_meta_trains_omniglot_and_logs_accuracy(omniglot_dir, tmp_path
     assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 4
     tags = set(EventAccumulator(str(run)).Reload().Tags()["scalars"])
     assert {"losses/query_accuracy_after_adaptation", "val/query_accuracy_after_1_steps"} <= tags
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(evaluate_main, [str(run), "--tasks", "6", "--ways", "3", "2", "--steps", "1", "3"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "3-way" and out[4] == "2-way"
+    assert out[1].startswith("query accuracy (%) on 6 new tasks per K")
+    assert out[3].split()[0] == "1" and len(out[3].split()) == 7  # K, then mean ± CI per step
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(evaluate_main, [str(run), "--ways", "4"])
+    assert exit_info.value.code == 2
+    assert "--ways 4: the model was trained 3-way; allowed 1..3" in capsys.readouterr().err
 
 
 def test_train_cli_needs_a_data_path_for_omniglot(capsys):

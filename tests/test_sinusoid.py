@@ -114,7 +114,7 @@ def test_short_meta_training_makes_adaptation_help(tmp_path):
     args = ["--iterations", "1000", "--run-dir", str(run), "--seed", "3", "--device", "cpu"]
     assert run_train(args + ["--val-every", "1000", "--figure-every", "1000"]) == 0
     learner, setup, _ = evaluate_cli.load_run(run, "cpu")
-    results = evaluate_cli.evaluate(learner, setup, shots=[10], steps=[0, 1, 10], tasks=200)
+    results = evaluate_cli.evaluate(learner, setup, shots=[10], steps=[0, 1, 10], tasks=200)["loss"]
     before, one, ten = (results[10, k][0] for k in (0, 1, 10))
     assert one < 0.7 * before and ten < 0.5 * before, (before, one, ten)
 
@@ -194,5 +194,5 @@ def test_training_and_evaluation_run_on_cuda(tmp_path):
     assert run_train(args + ["--iterations", "12", "--device", "cuda", "--run-dir", str(run)]) == 0
     learner, setup, _ = evaluate_cli.load_run(run, "cuda")
     assert next(learner.parameters()).is_cuda
-    results = evaluate_cli.evaluate(learner, setup, shots=[5], steps=[1], tasks=10)
+    results = evaluate_cli.evaluate(learner, setup, shots=[5], steps=[1], tasks=10)["loss"]
     assert math.isfinite(results[5, 1][0])
