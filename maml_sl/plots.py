@@ -56,3 +56,33 @@ def sinusoid_figure(
 def _predict(learner: MAML, params: dict, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return learner.functional(params)(x)[:, 0].cpu()
+
+
+def episode_figure(
+    learner: MAML, tasks, generator: torch.Generator, shots: int, query: int = 3, steps: int = 3
+) -> Figure:
+    """One sampled task: support images with labels, query images with predictions after
+    ``steps`` inner steps (green when right, red when wrong)."""
+    (xs, ys), (xq, yq) = tasks.sample(1, shots, query, generator)
+    params = learner.adapt(learner.meta_params(), (xs[0], ys[0]), steps=steps, first_order=True)
+    predicted = learner.functional(params)(xq[0]).argmax(-1).cpu()
+    columns = max(len(ys[0]), 1)
+    rows = 1 + -(-len(yq[0]) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (image, label) in enumerate(zip(xs[0].cpu(), ys[0].cpu(), strict=True)):
+        _show(axes[0, i], image, f"support {label.item()}", "black")
+    for i, (image, label) in enumerate(zip(xq[0].cpu(), yq[0].cpu(), strict=True)):
+        ok = predicted[i] == label
+        title = f"pred {predicted[i].item()}" + ("" if ok else f" (is {label.item()})")
+        _show(axes[1 + i // columns, i % columns], image, title, "green" if ok else "red")
+    fig.suptitle(f"one held-out task: predictions after {steps} steps", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _show(ax, image: torch.Tensor, title: str, color: str) -> None:
+    picture = image.permute(1, 2, 0).squeeze(-1).numpy()
+    ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None, vmin=0, vmax=1)
+    ax.set_title(title, fontsize=7, color=color)

@@ -198,7 +198,7 @@ def _validate(writer: SummaryWriter, learner: MAML, setup: TaskSetup, tasks, ste
 def _log_figure(writer, learner, setup, config, device, step: int) -> None:
     generator = torch.Generator(device).manual_seed(config.seed + VAL_SEED_OFFSET + 1)
     with torch.no_grad():
-        figure = setup.figure(learner, setup.sampler, generator, config.shots)
+        figure = setup.figure(learner, setup.val_sampler, generator, config.shots)
     writer.add_figure("val/held_out_tasks", figure, step)
 
 

@@ -1,6 +1,7 @@
 """Omniglot reading, splitting and episode sampling on a synthetic fixture."""
 
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -173,11 +174,14 @@ def test_train_cli_meta_trains_omniglot_and_logs_accuracy(omniglot_dir, tmp_path
     args = ["--task", "omniglot", "--data", str(omniglot_dir), "--ways", "3", "--shots", "1"]
     args += ["--query", "2", "--meta-batch", "2", "--iterations", "4", "--filters", "8"]
     args += ["--log-every", "2", "--val-every", "4", "--val-tasks", "3", "--run-dir", str(run)]
+    args += ["--figure-every", "4"]
     args += ["--train-on", "images_background", "--test-on", "images_evaluation"]
     assert run_train(args) == 0
     assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 4
-    tags = set(EventAccumulator(str(run)).Reload().Tags()["scalars"])
+    events = EventAccumulator(str(run), size_guidance={"images": 0}).Reload()
+    tags = set(events.Tags()["scalars"])
     assert {"losses/query_accuracy_after_adaptation", "val/query_accuracy_after_1_steps"} <= tags
+    assert "val/held_out_tasks" in events.Tags()["images"]
 
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
@@ -191,6 +195,51 @@ def test_train_cli_meta_trains_omniglot_and_logs_accuracy(omniglot_dir, tmp_path
         run_cli(evaluate_main, [str(run), "--ways", "4"])
     assert exit_info.value.code == 2
     assert "--ways 4: the model was trained 3-way; allowed 1..3" in capsys.readouterr().err
+    check_adapt_on_folders(run, omniglot_dir, tmp_path, capsys)
+
+
+def check_adapt_on_folders(run, omniglot_dir, tmp_path, capsys):
+    from maml.errors import run_cli
+    from maml_sl.adapt import main as adapt_main
+    from maml_sl.adapt import predict
+
+    alphabet = omniglot_dir / "images_evaluation" / "Alphabet_1_0"
+    support, query = tmp_path / "support", tmp_path / "query"
+    query.mkdir()
+    for name in ("character01", "character02", "character03"):
+        drawings = sorted((alphabet / name).glob("*.png"))
+        (support / f"my_{name}").mkdir(parents=True)
+        shutil.copy(drawings[0], support / f"my_{name}" / drawings[0].name)
+        for drawing in drawings[1:3]:
+            shutil.copy(drawing, query / drawing.name)
+    rows = predict(run, support, query, steps=2, device="cpu")
+    assert [Path(f).name for f, _, _ in rows] == sorted(p.name for p in query.iterdir())
+    assert {c for _, c, _ in rows} <= {"my_character01", "my_character02", "my_character03"}
+    assert all(1 / 3 <= p <= 1 for _, _, p in rows)
+    out_csv = tmp_path / "predictions.csv"
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(
+            adapt_main,
+            [
+                str(run),
+                "--support",
+                str(support),
+                "--query",
+                str(query),
+                "--output",
+                str(out_csv),
+                "--device",
+                "cpu",
+            ],
+        )
+    assert exit_info.value.code == 0
+    lines = out_csv.read_text().splitlines()
+    assert lines[0] == "file,class,probability" and len(lines) == 1 + len(rows)
+    (support / "my_fourth").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(adapt_main, [str(run), "--support", str(support), "--query", str(query)])
+    assert exit_info.value.code == 2
+    assert "has 4 classes; the model was trained 3-way" in capsys.readouterr().err
 
 
 def test_train_cli_needs_a_data_path_for_omniglot(capsys):

@@ -34,6 +34,15 @@ class TaskSetup:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ImageFormat:
+    """How a task's images are read: square size, PIL mode, and whether to invert (Omniglot)."""
+
+    size: int
+    mode: str
+    invert: bool = False
+
+
 def loss_and_accuracy(forward: Callable[[Tensor], Tensor], batch: tuple[Tensor, Tensor]) -> Tensor:
     """Cross-entropy and accuracy of a classifier on a batch, as one vector."""
     inputs, labels = batch
@@ -62,6 +71,7 @@ def _names(text: str) -> list[str]:
 def _omniglot(config: TrainConfig, device: torch.device) -> TaskSetup:
     from maml_sl.data.omniglot import IMAGE_SIZE, load_omniglot
     from maml_sl.data.splits import split_characters
+    from maml_sl.plots import episode_figure
     from maml_sl.tasks.fewshot import FewShotTasks
 
     if not config.data:
@@ -89,5 +99,6 @@ def _omniglot(config: TrainConfig, device: torch.device) -> TaskSetup:
         config.query,
         measure=loss_and_accuracy,
         measure_names=("loss", "accuracy"),
-        info={name: len(part.names) for name, part in parts.items()},
+        figure=episode_figure,
+        info={"image": ImageFormat(IMAGE_SIZE, "L", invert=True)},
     )
