@@ -8,7 +8,7 @@ from maml.inner_lr import LEARNED_LR_MODES
 from maml.paths import PATHS
 from maml.runs import DEVICES
 
-TASK_NAMES = ("sinusoid", "omniglot")
+TASK_NAMES = ("sinusoid", "omniglot", "miniimagenet")
 
 
 def _f(default, help: str, **meta):

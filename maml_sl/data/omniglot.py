@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
 
 from maml.errors import UsageError
+from maml_sl.data.classes import ClassImages
 from maml_sl.data.images import decode
 
 SET_NAMES = (
@@ -26,25 +26,6 @@ SET_NAMES = (
     "images_background_small2",
 )
 IMAGE_SIZE = 28
-
-
-@dataclass
-class Characters:
-    """Every character as a class: images (classes, drawings, H, W) uint8, strokes bright."""
-
-    images: torch.Tensor
-    counts: torch.Tensor  # drawings per character (the rest of the row is padding)
-    names: list[str]  # "set/alphabet/character"
-
-    @property
-    def alphabets(self) -> list[str]:
-        """``set/alphabet`` of every character."""
-        return [name.rsplit("/", 1)[0] for name in self.names]
-
-    def subset(self, keep: list[int]) -> Characters:
-        """The characters at the positions ``keep``."""
-        index = torch.tensor(keep, dtype=torch.long)
-        return Characters(self.images[index], self.counts[index], [self.names[i] for i in keep])
 
 
 def find_sets(path: str | Path) -> list[Path]:
@@ -101,7 +82,7 @@ def _entries(source: Path) -> dict[tuple[str, str], list[tuple[str, object]]]:
 
 def load_omniglot(
     path: str | Path, size: int = IMAGE_SIZE, cache_dir: str | Path | None = None
-) -> Characters:
+) -> ClassImages:
     """Read every set under ``path`` (resized to size x size once); cached if ``cache_dir``."""
     sources = find_sets(path)
     cache = None
@@ -111,7 +92,7 @@ def load_omniglot(
         cache = Path(cache_dir) / f"omniglot-{digest}.pt"
         if cache.is_file():
             state = torch.load(cache, weights_only=True)
-            return Characters(state["images"], state["counts"], state["names"])
+            return ClassImages(state["images"], state["counts"], state["names"])
     names, arrays = [], []
     for source in sources:
         set_name = source.stem if source.is_file() else source.name
@@ -128,7 +109,9 @@ def load_omniglot(
     images = np.zeros((len(arrays), most, size, size), dtype=np.uint8)
     for i, a in enumerate(arrays):
         images[i, : len(a)] = a
-    characters = Characters(torch.from_numpy(images), torch.tensor([len(a) for a in arrays]), names)
+    characters = ClassImages(
+        torch.from_numpy(images), torch.tensor([len(a) for a in arrays]), names
+    )
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from maml.errors import UsageError
-from maml_sl.data.omniglot import Characters
+from maml_sl.data.classes import ClassImages
 
 FULL_OMNIGLOT = 1623  # characters in images_background + images_evaluation
 # The MAML paper's Omniglot split: 1200 characters for meta-training (1100 train + 100 val in the
@@ -21,13 +21,13 @@ def _matches(name: str, selectors: Sequence[str]) -> bool:
 
 
 def split_characters(
-    characters: Characters,
+    characters: ClassImages,
     seed: int = 0,
     train_on: Sequence[str] = (),
     test_on: Sequence[str] = (),
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
-) -> dict[str, Characters]:
+) -> dict[str, ClassImages]:
     """Split by character into ``train``/``val``/``test``.
 
     ``train_on`` / ``test_on`` name sets or alphabets (``images_background_small1``, ``Greek``,
@@ -50,7 +50,7 @@ def split_characters(
             )
         for side, chosen, selectors in (("train", train, train_on), ("test", test, test_on)):
             if not chosen:
-                known = sorted({a for a in characters.alphabets})
+                known = sorted({n.rsplit("/", 1)[0] for n in characters.names})
                 raise UsageError(
                     f"--{side}-on {' '.join(selectors) or '(rest)'} selects no characters; "
                     f"sets/alphabets here: {', '.join(known)}"

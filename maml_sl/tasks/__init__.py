@@ -61,6 +61,8 @@ def make_task(config: TrainConfig, device: torch.device) -> TaskSetup:
         return TaskSetup(tasks, model, mse, tasks, tasks, 100, figure=sinusoid_figure)
     if config.task == "omniglot":
         return _omniglot(config, device)
+    if config.task == "miniimagenet":
+        return _miniimagenet(config, device)
     raise UsageError(f"task {config.task!r} is unknown; allowed: {', '.join(TASK_NAMES)}")
 
 
@@ -71,8 +73,6 @@ def _names(text: str) -> list[str]:
 def _omniglot(config: TrainConfig, device: torch.device) -> TaskSetup:
     from maml_sl.data.omniglot import IMAGE_SIZE, load_omniglot
     from maml_sl.data.splits import split_characters
-    from maml_sl.plots import episode_figure
-    from maml_sl.tasks.fewshot import FewShotTasks
 
     if not config.data:
         raise UsageError("--task omniglot needs --data PATH (an Omniglot folder or zip)")
@@ -80,16 +80,39 @@ def _omniglot(config: TrainConfig, device: torch.device) -> TaskSetup:
     parts = split_characters(
         characters, config.seed, _names(config.train_on), _names(config.test_on)
     )
+    model = conv4(1, config.ways, filters=config.filters, pool="stride", image_size=IMAGE_SIZE)
+    return _image_task(
+        config, device, parts, model, ImageFormat(IMAGE_SIZE, "L", invert=True), True
+    )
+
+
+def _miniimagenet(config: TrainConfig, device: torch.device) -> TaskSetup:
+    from maml_sl.data.miniimagenet import IMAGE_SIZE, SPLITS, load_miniimagenet
+
+    if not config.data:
+        raise UsageError("--task miniimagenet needs --data PATH (images/ and the split CSVs)")
+    if config.train_on or config.test_on:
+        raise UsageError("--train-on/--test-on are for Omniglot; MiniImageNet has fixed splits")
+    cache = config.cache_dir or None
+    parts = {split: load_miniimagenet(config.data, split, cache_dir=cache) for split in SPLITS}
+    model = conv4(3, config.ways, filters=config.filters, pool="max", image_size=IMAGE_SIZE)
+    return _image_task(config, device, parts, model, ImageFormat(IMAGE_SIZE, "RGB"), False)
+
+
+def _image_task(config, device, parts, model, image: ImageFormat, rotations: bool) -> TaskSetup:
+    """N-way K-shot classification on the train/val/test class splits ``parts``."""
+    from maml_sl.plots import episode_figure
+    from maml_sl.tasks.fewshot import FewShotTasks
+
     samplers = {}
     for name, part in parts.items():
         if not part.names:
-            raise UsageError(f"the {name} split of {config.data} is empty; give more characters")
+            raise UsageError(f"the {name} split of {config.data} is empty; give more classes")
         tasks = FewShotTasks(
-            part.images.to(device), part.counts, config.ways, rotations=True, name=f"{name} split"
+            part.images.to(device), part.counts, config.ways, rotations, name=f"{name} split"
         )
-        tasks.check_sizes(config.shots, config.query, f"{name} split of {config.data}")
+        tasks.check_sizes(config.shots, config.query, f"the {name} split of {config.data}")
         samplers[name] = tasks
-    model = conv4(1, config.ways, filters=config.filters, pool="stride", image_size=IMAGE_SIZE)
     return TaskSetup(
         samplers["train"],
         model,
@@ -100,5 +123,5 @@ def _omniglot(config: TrainConfig, device: torch.device) -> TaskSetup:
         measure=loss_and_accuracy,
         measure_names=("loss", "accuracy"),
         figure=episode_figure,
-        info={"image": ImageFormat(IMAGE_SIZE, "L", invert=True)},
+        info={"image": image},
     )
