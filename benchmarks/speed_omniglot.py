@@ -1,0 +1,169 @@
+"""Time and peak memory per meta-iteration on Omniglot-shaped tasks: our paths beside higher and
+torchopt, with the identical conv4 network (BatchNorm with batch statistics), data and start.
+
+Each measurement runs in a fresh process so that its peak resident memory is its own.
+
+    python -m benchmarks.speed_omniglot [--repeats 3] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from benchmarks.results import write_section
+from maml import MAML
+from maml_sl.losses import cross_entropy
+from maml_sl.models import conv4
+
+SETTINGS = {  # the MAML paper's Omniglot settings
+    "5-way 1-shot": {"ways": 5, "meta_batch": 32, "steps": 1, "lr": 0.4},
+    "20-way 1-shot": {"ways": 20, "meta_batch": 16, "steps": 5, "lr": 0.1},
+}
+QUERY = 15
+METHODS = ("ours (auto)", "ours (loop)", "ours (vmap)", "higher", "torchopt")
+
+
+def episode(ways: int, meta_batch: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    xs = torch.rand(meta_batch, ways, 1, 28, 28, generator=g)
+    xq = torch.rand(meta_batch, ways * QUERY, 1, 28, 28, generator=g)
+    ys = torch.arange(ways).expand(meta_batch, ways)
+    yq = torch.arange(ways).repeat_interleave(QUERY).expand(meta_batch, ways * QUERY)
+    return (xs, ys), (xq, yq)
+
+
+def step_fn(method: str, model, steps: int, lr: float, first_order: bool):
+    if method.startswith("ours"):
+        path = {"ours (auto)": "auto", "ours (loop)": "loop", "ours (vmap)": "vmap"}[method]
+        learner = MAML(
+            model, cross_entropy, inner_steps=steps, inner_lr=lr, first_order=first_order, path=path
+        )
+        return lambda s, q: learner.meta_loss(s, q).backward()
+    if method == "higher":
+        import higher
+
+        inner = torch.optim.SGD(model.parameters(), lr=lr)
+
+        def run_higher(s, q):
+            tasks = s[0].shape[0]
+            for t in range(tasks):
+                with higher.innerloop_ctx(
+                    model, inner, copy_initial_weights=False, track_higher_grads=not first_order
+                ) as (f, opt):
+                    for _ in range(steps):
+                        opt.step(cross_entropy(f, (s[0][t], s[1][t])))
+                    (cross_entropy(f, (q[0][t], q[1][t])) / tasks).backward()
+
+        return run_higher
+    import torchopt
+
+    inner = torchopt.MetaSGD(model, lr=lr, moment_requires_grad=False)
+
+    def run_torchopt(s, q):
+        tasks = s[0].shape[0]
+        start = torchopt.extract_state_dict(model)
+        for t in range(tasks):
+            for _ in range(steps):
+                inner.step(cross_entropy(model, (s[0][t], s[1][t])))
+                if first_order:
+                    torchopt.stop_gradient(model)
+            (cross_entropy(model, (q[0][t], q[1][t])) / tasks).backward()
+            torchopt.recover_state_dict(model, start)
+
+    return run_torchopt
+
+
+def measure_one(method: str, setting: str, first_order: bool, repeats: int) -> dict:
+    cfg = SETTINGS[setting]
+    torch.manual_seed(0)
+    model = conv4(1, cfg["ways"])
+    support, query = episode(cfg["ways"], cfg["meta_batch"])
+    try:
+        step = step_fn(method, model, cfg["steps"], cfg["lr"], first_order)
+    except ValueError as error:  # e.g. vmap refused: second order through BatchNorm
+        return {"error": str(error).split(":")[0]}
+    model.zero_grad()
+    step(support, query)  # warm-up, and the gradient to compare
+    grads = [p.grad.flatten() for p in model.parameters()]
+    times = []
+    for _ in range(repeats):
+        model.zero_grad()
+        start = time.perf_counter()
+        step(support, query)
+        times.append(time.perf_counter() - start)
+    return {
+        "seconds": statistics.median(times),
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "grad": torch.cat(grads)[:: max(1, len(torch.cat(grads)) // 2000)].tolist(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    parser.add_argument("--one", nargs=3, metavar=("METHOD", "SETTING", "ORDER"), help="internal")
+    args = parser.parse_args()
+    if args.one:
+        method, setting, order = args.one
+        print(json.dumps(measure_one(method, setting, order == "first", args.repeats)))
+        return
+    rows = []
+    for setting in SETTINGS:
+        for order in ("second", "first"):
+            reference = None
+            for method in METHODS:
+                command = [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.speed_omniglot",
+                    "--repeats",
+                    str(args.repeats),
+                    "--one",
+                    method,
+                    setting,
+                    order,
+                ]
+                done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode != 0:
+                    line = (done.stderr.strip().splitlines() or ["failed"])[-1]
+                    result = {"error": line[:80]}
+                else:
+                    result = json.loads(done.stdout.strip().splitlines()[-1])
+                if "grad" in result:
+                    grad = torch.tensor(result.pop("grad"))
+                    if reference is None:
+                        reference, result["diff"] = grad, "reference"
+                    else:
+                        result["diff"] = f"{(grad - reference).abs().max().item():.1e}"
+                rows.append((setting, order, method, result))
+                print(setting, order, method, result, flush=True)
+    if args.write:
+        table = ["| setting | order | method | s / meta-iteration | peak RSS MB | max grad diff |"]
+        table.append("|---|---|---|---|---|---|")
+        for setting, order, method, r in rows:
+            if "error" in r:
+                table.append(f"| {setting} | {order} | {method} | {r['error']} | | |")
+            else:
+                table.append(
+                    f"| {setting} | {order} | {method} | {r['seconds']:.2f} | "
+                    f"{r['peak_mb']:.0f} | {r['diff']} |"
+                )
+        body = "\n".join(table) + (
+            f"\n\nconv4 (64 filters, stride 2, BatchNorm with batch statistics), {QUERY} query "
+            "images per class, random 28x28 inputs; meta-batch 32 (5-way, 1 step of 0.4) and 16 "
+            "(20-way, 5 steps of 0.1). Peak RSS includes the Python process and torch."
+        )
+        write_section("speed_omniglot (cpu)", body, __spec__.name)
+
+
+if __name__ == "__main__":
+    main()
