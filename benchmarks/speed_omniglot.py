@@ -60,12 +60,17 @@ def step_fn(method: str, model, steps: int, lr: float, first_order: bool):
                 ) as (f, opt):
                     for _ in range(steps):
                         opt.step(cross_entropy(f, (s[0][t], s[1][t])))
-                    (cross_entropy(f, (q[0][t], q[1][t])) / tasks).backward()
+                    loss = cross_entropy(f, (q[0][t], q[1][t])) / tasks
+                    if first_order:  # the query gradient at the fast weights, onto the originals
+                        _accumulate(model, torch.autograd.grad(loss, list(f.parameters())))
+                    else:
+                        loss.backward()
 
         return run_higher
     import torchopt
 
-    inner = torchopt.MetaSGD(model, lr=lr, moment_requires_grad=False)
+    inner = torchopt.MetaSGD(model, lr=lr)
+    originals = list(model.parameters())
 
     def run_torchopt(s, q):
         tasks = s[0].shape[0]
@@ -75,10 +80,23 @@ def step_fn(method: str, model, steps: int, lr: float, first_order: bool):
                 inner.step(cross_entropy(model, (s[0][t], s[1][t])))
                 if first_order:
                     torchopt.stop_gradient(model)
-            (cross_entropy(model, (q[0][t], q[1][t])) / tasks).backward()
+                    torchopt.stop_gradient(inner)
+            loss = cross_entropy(model, (q[0][t], q[1][t])) / tasks
+            if first_order:
+                fast = list(model.parameters())
+                grads = torch.autograd.grad(loss, fast)
+                for p, g in zip(originals, grads, strict=True):
+                    p.grad = g if p.grad is None else p.grad + g
+            else:
+                loss.backward()
             torchopt.recover_state_dict(model, start)
 
     return run_torchopt
+
+
+def _accumulate(model, grads) -> None:
+    for p, g in zip(model.parameters(), grads, strict=True):
+        p.grad = g if p.grad is None else p.grad + g
 
 
 def measure_one(method: str, setting: str, first_order: bool, repeats: int) -> dict:
