@@ -53,7 +53,7 @@ def predict(
     Example: ``predict("runs/omniglot-...", "my_support", "my_queries", steps=3)``.
     """
     learner, setup, config = load_run(run, device)
-    image = setup.info.get("image")
+    image = setup.image
     if image is None:
         raise UsageError(f"{run} is a {config.task} run; adapt needs an image classification run")
     support, query = Path(support), Path(query)

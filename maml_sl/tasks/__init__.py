@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
 from maml.errors import UsageError
 from maml.learner import TaskLoss
 from maml_sl.config import TASK_NAMES, TrainConfig
-from maml_sl.losses import cross_entropy, mse
+from maml_sl.losses import cross_entropy, loss_and_accuracy, mse
 from maml_sl.models import conv4, mlp
 from maml_sl.tasks.sinusoid import SinusoidTasks
+
+
+@dataclass(frozen=True)
+class ImageFormat:
+    """How a task's images are read: square size, PIL mode, and whether to invert (Omniglot)."""
+
+    size: int
+    mode: str
+    invert: bool = False
 
 
 @dataclass
@@ -31,24 +39,7 @@ class TaskSetup:
     measure: TaskLoss | None = None  # query measures reported, a vector; None: the loss
     measure_names: tuple[str, ...] = ("loss",)
     figure: Callable[..., Any] | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ImageFormat:
-    """How a task's images are read: square size, PIL mode, and whether to invert (Omniglot)."""
-
-    size: int
-    mode: str
-    invert: bool = False
-
-
-def loss_and_accuracy(forward: Callable[[Tensor], Tensor], batch: tuple[Tensor, Tensor]) -> Tensor:
-    """Cross-entropy and accuracy of a classifier on a batch, as one vector."""
-    inputs, labels = batch
-    logits = forward(inputs)
-    accuracy = (logits.argmax(-1) == labels).float().mean()
-    return torch.stack([F.cross_entropy(logits, labels), accuracy])
+    image: ImageFormat | None = None  # how to read a user's images (image tasks)
 
 
 def make_task(config: TrainConfig, device: torch.device) -> TaskSetup:
@@ -123,5 +114,5 @@ def _image_task(config, device, parts, model, image: ImageFormat, rotations: boo
         measure=loss_and_accuracy,
         measure_names=("loss", "accuracy"),
         figure=episode_figure,
-        info={"image": image},
+        image=image,
     )
