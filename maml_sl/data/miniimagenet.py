@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from maml.errors import UsageError
-from maml_sl.data.classes import ClassImages
+from maml_sl.data.classes import ClassImages, load_cached, save_cached
 from maml_sl.data.images import decode
 
 IMAGE_SIZE = 84
@@ -61,9 +61,9 @@ def load_miniimagenet(
         key = f"{table.resolve()}:{stat.st_mtime_ns}:{stat.st_size}:{size}"
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         cache = Path(cache_dir) / f"miniimagenet-{split}-{digest}.pt"
-        if cache.is_file():
-            state = torch.load(cache, weights_only=True)
-            return ClassImages(state["images"], state["counts"], state["names"])
+        cached = load_cached(cache)
+        if cached is not None:
+            return cached
     most = max(len(files) for files in classes.values())
     images = np.zeros((len(classes), most, size, size, 3), dtype=np.uint8)
     counts = []
@@ -78,8 +78,5 @@ def load_miniimagenet(
         torch.from_numpy(images), torch.tensor(counts), [f"{split}/{k}" for k in sorted(classes)]
     )
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        torch.save({"images": result.images, "counts": result.counts, "names": result.names}, tmp)
-        tmp.replace(cache)
+        save_cached(cache, result)
     return result

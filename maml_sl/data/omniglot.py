@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from maml.errors import UsageError
-from maml_sl.data.classes import ClassImages
+from maml_sl.data.classes import ClassImages, load_cached, save_cached
 from maml_sl.data.images import decode
 
 SET_NAMES = (
@@ -90,9 +90,9 @@ def load_omniglot(
         key = "|".join(f"{s.resolve()}:{s.stat().st_mtime_ns}:{s.stat().st_size}" for s in sources)
         digest = hashlib.sha256(f"{key}|{size}".encode()).hexdigest()[:16]
         cache = Path(cache_dir) / f"omniglot-{digest}.pt"
-        if cache.is_file():
-            state = torch.load(cache, weights_only=True)
-            return ClassImages(state["images"], state["counts"], state["names"])
+        cached = load_cached(cache)
+        if cached is not None:
+            return cached
     names, arrays = [], []
     for source in sources:
         set_name = source.stem if source.is_file() else source.name
@@ -113,8 +113,5 @@ def load_omniglot(
         torch.from_numpy(images), torch.tensor([len(a) for a in arrays]), names
     )
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        torch.save({"images": characters.images, "counts": characters.counts, "names": names}, tmp)
-        tmp.replace(cache)
+        save_cached(cache, characters)
     return characters
