@@ -118,13 +118,10 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
                     weights = msl_weights(
                         config.inner_steps, iteration / config.msl_anneal_iterations
                     )
-                loss = learner.meta_loss(support, query, step_weights=weights)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss = learner.meta_backward(support, query, step_weights=weights)
                 # One host sync: a non-finite loss or gradient shows in this sum.
-                total = loss.detach() + sum(
-                    p.grad.sum() for p in meta_parameters if p.grad is not None
-                )
+                total = loss + sum(p.grad.sum() for p in meta_parameters if p.grad is not None)
                 if not torch.isfinite(total):
                     checkpoint(iteration, iteration_state)
                     raise TrainingError(
@@ -133,7 +130,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
                         f"in {checkpoint_path}"
                     )
                 optimizer.step()
-                window_loss += loss.detach()
+                window_loss += loss
                 count += 1
                 done = iteration + 1
                 progress.update(1)

@@ -214,3 +214,37 @@ def test_step_losses_can_measure_several_things_at_once(path):
     assert both.shape == (3, 3, 2)
     torch.testing.assert_close(both[..., 0], losses)
     assert (both[..., 1] ** 2 >= both[..., 0]).all()
+
+
+@pytest.mark.parametrize("path", ["vmap", "loop"])
+@pytest.mark.parametrize("first_order", [False, True])
+@pytest.mark.parametrize("weights", [None, [0.2, 0.3, 0.5]])
+def test_meta_backward_equals_backward_of_meta_loss(path, first_order, weights):
+    learner = MAML(
+        tiny_mlp(),
+        mse,
+        inner_steps=3,
+        inner_lr=0.3,
+        first_order=first_order,
+        learn_inner_lr="per_step",
+        path=path,
+    )
+    support, query = regression_tasks(tasks=4)
+    loss, expected = meta_grad(learner, support, query, step_weights=weights)
+    learner.zero_grad()
+    got = learner.meta_backward(support, query, step_weights=weights)
+    assert not got.requires_grad
+    torch.testing.assert_close(got, loss, rtol=1e-12, atol=1e-12)
+    for name, p in learner.named_parameters():
+        torch.testing.assert_close(p.grad, expected[name], rtol=1e-10, atol=1e-12)
+
+
+def test_meta_backward_accumulates_like_backward_and_needs_gradients():
+    learner = MAML(tiny_mlp(), mse, inner_lr=0.3, path="loop")
+    support, query = regression_tasks()
+    _, once = meta_grad(learner, support, query)
+    learner.meta_backward(support, query)  # onto the gradient already there
+    for name, p in learner.named_parameters():
+        torch.testing.assert_close(p.grad, 2 * once[name])
+    with torch.no_grad(), pytest.raises(RuntimeError, match="no_grad"):
+        learner.meta_backward(support, query)
