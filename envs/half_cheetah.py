@@ -1,0 +1,100 @@
+"""HalfCheetah with a goal velocity or a goal direction (the MAML paper's locomotion tasks)."""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+
+from envs.mujoco_task import MujocoTaskEnv, check_n, control_costs
+
+CONTROL_COST = 0.05  # 0.5 * 1e-1 in the MAML authors' code (Gymnasium's HalfCheetah uses 0.1)
+
+
+class _HalfCheetahTask(MujocoTaskEnv, HalfCheetahEnv):
+    def __init__(self, task=None, **kwargs) -> None:
+        HalfCheetahEnv.__init__(self, **kwargs)
+        self._setup_task(task)
+
+    @classmethod
+    def observations(cls, qpos, qvel, forces) -> np.ndarray:
+        return np.concatenate([qpos[:, 1:], qvel], axis=-1)
+
+    @classmethod
+    def rewards(cls, tasks, qpos_before, qpos_after, actions, forces, dt):
+        velocity = (qpos_after[:, 0] - qpos_before[:, 0]) / dt
+        forward = cls.forward_rewards(tasks, velocity)
+        control = control_costs(actions, CONTROL_COST)
+        terms = {"x_velocity": velocity, "reward_forward": forward, "reward_ctrl": -control}
+        return forward - control, np.zeros(len(velocity), dtype=bool), terms
+
+    @staticmethod
+    def forward_rewards(tasks: np.ndarray, velocity: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class HalfCheetahVel(_HalfCheetahTask):
+    """HalfCheetah that should run at a goal velocity (Finn et al. 2017, section 5.3).
+
+    ## Action space
+    ``Box(-1, 1, (6,), float32)``: torques on the six joints (Gymnasium's HalfCheetah-v5).
+
+    ## Observation space
+    ``Box(-inf, inf, (17,), float64)``: Gymnasium's v5 observation, qpos without the x position
+    and qvel.
+
+    ## Rewards
+    ``-|v_x - v_goal| - 0.05 * |a|^2``, with ``v_x`` the torso's forward velocity over the env step
+    (x position after minus before, over ``dt`` = 0.05 s). ``info`` holds the task, ``x_velocity``
+    and the terms ``reward_forward`` and ``reward_ctrl``.
+
+    ## Episode end
+    Never terminates; truncated at 200 steps by the registered time limit.
+
+    ## Task
+    ``(1,)``: the goal velocity; ``sample_tasks`` draws it uniformly in [0, 2]. Fixed across resets
+    until ``set_task`` (or ``reset(options={"task": ...})``) changes it.
+
+    ## Arguments
+    ``task`` (default 1.0), and the keyword arguments of Gymnasium's ``HalfCheetahEnv`` (v5).
+    """
+
+    default_task = (1.0,)
+
+    @staticmethod
+    def sample_tasks(n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.uniform(0.0, 2.0, size=(check_n(n), 1))
+
+    @staticmethod
+    def forward_rewards(tasks: np.ndarray, velocity: np.ndarray) -> np.ndarray:
+        return -np.abs(velocity - tasks[:, 0])
+
+
+class HalfCheetahDir(_HalfCheetahTask):
+    """HalfCheetah that should run forward or backward (Finn et al. 2017, section 5.3).
+
+    ## Action and observation spaces
+    As :class:`HalfCheetahVel`: Gymnasium's HalfCheetah-v5.
+
+    ## Rewards
+    ``d * v_x - 0.05 * |a|^2`` with direction ``d`` = +1 or -1 and ``v_x`` as in
+    :class:`HalfCheetahVel`; ``info`` holds the task and the reward terms.
+
+    ## Episode end
+    Never terminates; truncated at 200 steps by the registered time limit.
+
+    ## Task
+    ``(1,)``: the direction; ``sample_tasks`` draws +1 or -1 with equal probability.
+
+    ## Arguments
+    ``task`` (default +1), and the keyword arguments of Gymnasium's ``HalfCheetahEnv`` (v5).
+    """
+
+    default_task = (1.0,)
+
+    @staticmethod
+    def sample_tasks(n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.choice(np.array([-1.0, 1.0]), size=(check_n(n), 1))
+
+    @staticmethod
+    def forward_rewards(tasks: np.ndarray, velocity: np.ndarray) -> np.ndarray:
+        return tasks[:, 0] * velocity

@@ -1,0 +1,128 @@
+"""What the MuJoCo task families share: a task, a quiet model, and array functions for the MDP.
+
+A family subclasses Gymnasium's env (for its model, spaces and rendering) and this mixin, and
+defines its observation and reward as functions of arrays over copies. The single env calls them
+on one copy, the batched env on all of them, so both are the same MDP by construction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from envs._mujoco import contact_forces, get_state, load_model, qpos_qvel
+from envs.checks import check_actions, check_count, check_task
+
+
+class MujocoTaskEnv:
+    """Mixin for a Gymnasium MuJoCo env with a task (see the module docstring)."""
+
+    task_dim: int = 1
+    horizon: int = 200
+    uses_contact_forces: bool = False
+    default_task: tuple[float, ...] = (0.0,)
+
+    # ---- the family's definition, over arrays with a leading copy axis ----
+    @staticmethod
+    def sample_tasks(n: int, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    @classmethod
+    def observations(
+        cls, qpos: np.ndarray, qvel: np.ndarray, forces: np.ndarray | None
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+    @classmethod
+    def rewards(
+        cls,
+        tasks: np.ndarray,
+        qpos_before: np.ndarray,
+        qpos_after: np.ndarray,
+        actions: np.ndarray,
+        forces: np.ndarray | None,
+        dt: float,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """(rewards, terminated, reward terms) for n copies."""
+        raise NotImplementedError
+
+    @staticmethod
+    def reset_qpos_qvel(
+        rng: np.random.Generator, init_qpos: np.ndarray, init_qvel: np.ndarray, scale: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gymnasium's v5 reset noise, in its order of draws: uniform qpos, then normal qvel."""
+        qpos = init_qpos + rng.uniform(-scale, scale, size=init_qpos.shape)
+        qvel = init_qvel + scale * rng.standard_normal(init_qvel.shape)
+        return qpos, qvel
+
+    # ---- the single env ----
+    def _setup_task(self, task) -> None:
+        self.set_task(self.default_task if task is None else task)
+
+    def set_task(self, task) -> None:
+        """Set the task; it holds for every episode until set again."""
+        self._task = check_task(task, self.task_dim, type(self).__name__)
+
+    def get_task(self) -> np.ndarray:
+        return self._task.copy()
+
+    def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
+        model = load_model(self.fullpath)
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
+        model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
+        self._scratch = mujoco.MjData(model)
+        return model, mujoco.MjData(model)
+
+    def _forces(self, states: np.ndarray, ctrls: np.ndarray) -> np.ndarray | None:
+        if not self.uses_contact_forces:
+            return None
+        return contact_forces(self.model, self._scratch, states, ctrls)
+
+    def _get_obs(self) -> np.ndarray:
+        states = get_state(self.model, self.data)[None]
+        qpos, qvel = qpos_qvel(self.model, states)
+        return self.observations(qpos, qvel, self._forces(states, self.data.ctrl[None]))[0]
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if options and "task" in options:
+            self.set_task(options["task"])
+        observation, info = super().reset(seed=seed, options=options)
+        return observation, {**info, "task": self.get_task()}
+
+    def reset_model(self) -> np.ndarray:
+        qpos, qvel = self.reset_qpos_qvel(
+            self.np_random, self.init_qpos, self.init_qvel, self._reset_noise_scale
+        )
+        self.set_state(qpos, qvel)
+        return self._get_obs()
+
+    def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict]:
+        action = check_actions(action, self.action_space.shape, type(self).__name__)
+        qpos_before = self.data.qpos.copy()
+        # Each env step starts MuJoCo's constraint solver cold, as mujoco.rollout does (it cannot
+        # hand back a warm start), so a single env and a batched one follow the same trajectory
+        # bit for bit; the solution differs from a warm-started one only within solver tolerance.
+        self.data.qacc_warmstart[:] = 0.0
+        self.do_simulation(action, self.frame_skip)
+        states = get_state(self.model, self.data)[None]
+        qpos, qvel = qpos_qvel(self.model, states)
+        forces = self._forces(states, self.data.ctrl[None])
+        rewards, terminated, terms = self.rewards(
+            self._task[None], qpos_before[None], qpos, action[None], forces, self.dt
+        )
+        info = {"task": self.get_task(), **{k: float(v[0]) for k, v in terms.items()}}
+        if self.render_mode == "human":
+            self.render()
+        observation = self.observations(qpos, qvel, forces)[0]
+        return observation, float(rewards[0]), bool(terminated[0]), False, info
+
+
+def control_costs(actions: np.ndarray, weight: float) -> np.ndarray:
+    """``weight * |a|^2`` per copy."""
+    return weight * (actions**2).sum(axis=-1)
+
+
+def check_n(n: int) -> int:
+    return check_count(n, "n")

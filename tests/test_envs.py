@@ -1,0 +1,255 @@
+"""The task envs: Gymnasium compliance, the MDPs, and the batched env against single envs."""
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from envs import BatchedTaskEnv, HalfCheetahVel, Navigation2D
+from envs._mujoco import FULLPHYSICS, asset_path, load_model
+
+FAMILIES = list(envs.FAMILIES)
+
+
+def singles_like(batch: BatchedTaskEnv, tasks, seed: int, **kwargs):
+    """One single env per copy of ``batch``, with its task and its seed."""
+    singles = []
+    for i, task in enumerate(tasks):
+        env = batch.family(task=task, **kwargs)
+        env.reset(seed=seed + i)
+        singles.append(env)
+    return singles
+
+
+def actions_for(batch: BatchedTaskEnv, rng: np.random.Generator, scale: float = 1.0):
+    low, high = batch.single_action_space.low, batch.single_action_space.high
+    return scale * rng.uniform(low, high, size=(batch.num_envs, len(low)))
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_single_envs_pass_gymnasiums_checker(name):
+    env = envs.family_class(name)()
+    check_env(env, skip_render_check=True)
+    env.close()
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_registered_ids_and_make_vec(name):
+    cls = envs.family_class(name)
+    for env_id in (f"maml/{cls.__name__}-v0", name):
+        env = gym.make(env_id)
+        assert isinstance(env.unwrapped, cls)
+        assert env.spec.max_episode_steps == cls.horizon
+        env.close()
+    batch = gym.make_vec(f"maml/{cls.__name__}-v0", num_envs=3)
+    assert isinstance(batch, BatchedTaskEnv) and batch.horizon == cls.horizon
+    observations, info = batch.reset(seed=0)
+    assert observations.shape == (3, *batch.single_observation_space.shape)
+    assert info["task"].shape == (3, cls.task_dim)
+    batch.close()
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_each_step_of_each_copy_equals_the_single_env_from_the_same_state(name):
+    batch = BatchedTaskEnv(name, 3, max_episode_steps=4, nthread=2)
+    tasks = batch.sample_tasks(3, np.random.default_rng(1))
+    batch.set_tasks(tasks)
+    singles = singles_like(batch, tasks, seed=0)
+    batch.reset(seed=0)
+    rng = np.random.default_rng(2)
+    for _ in range(4):
+        for i, single in enumerate(singles):  # put each single env in its copy's state
+            _copy_state(batch, i, single)
+        actions = actions_for(batch, rng, scale=0.5)
+        observations, rewards, terminated, truncated, infos = batch.step(actions)
+        for i, single in enumerate(singles):
+            obs, reward, term, trunc, info = single.step(actions[i])
+            trunc = trunc or single_steps(single) >= batch.horizon
+            np.testing.assert_allclose(observations[i], obs, rtol=0, atol=1e-8)
+            assert abs(rewards[i] - reward) <= 1e-8
+            assert (terminated[i], truncated[i]) == (term, trunc)
+            np.testing.assert_array_equal(infos["task"][i], info["task"])
+            for key in info:
+                if key != "task":
+                    assert abs(infos[key][i] - info[key]) <= 1e-8, key
+    batch.close()
+
+
+def single_steps(single) -> int:
+    single._test_steps = getattr(single, "_test_steps", 0) + 1
+    return single._test_steps
+
+
+def _copy_state(batch: BatchedTaskEnv, i: int, single) -> None:
+    physics = batch._physics
+    if isinstance(single, Navigation2D):
+        single._position = physics.positions[i].copy()
+        return
+    mujoco.mj_setState(single.model, single.data, physics.states[i], FULLPHYSICS)
+    single.data.ctrl[:] = physics.ctrls[i]
+    single.data.qacc_warmstart[:] = np.random.default_rng(i).normal(size=single.model.nv)
+    mujoco.mj_forward(single.model, single.data)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_seeded_episodes_of_the_batch_equal_single_envs_bit_for_bit(name):
+    """Whole closed-loop episodes (the env steps start the solver cold in both)."""
+    horizon = 60 if name.startswith("ant") else 200
+    batch = BatchedTaskEnv(name, 3, max_episode_steps=horizon, nthread=2)
+    tasks = batch.sample_tasks(3, np.random.default_rng(3))
+    batch.set_tasks(tasks)
+    observations, _ = batch.reset(seed=10)
+    singles = singles_like(batch, tasks, seed=10)
+    for i, single in enumerate(singles):  # reset(seed=s) gives copy i the start of seed s + i
+        np.testing.assert_array_equal(observations[i], single.reset(seed=10 + i)[0])
+    rng = np.random.default_rng(4)
+    alive = np.ones(3, dtype=bool)
+    for t in range(horizon):
+        actions = actions_for(batch, rng, scale=0.3)
+        observations, rewards, terminated, truncated, _ = batch.step(actions)
+        for i in np.flatnonzero(alive):
+            obs, reward, term, _, _ = singles[i].step(actions[i])
+            np.testing.assert_array_equal(observations[i], obs)
+            assert rewards[i] == reward and terminated[i] == term
+            alive[i] &= not term
+        assert truncated.all() == (t == horizon - 1)
+    batch.close()
+
+
+def test_autoreset_next_step_restarts_a_finished_copy_like_a_single_env():
+    batch = BatchedTaskEnv("halfcheetah-vel", 2, max_episode_steps=2, nthread=1)
+    single = HalfCheetahVel()
+    batch.reset(seed=7)
+    single.reset(seed=7)
+    zeros = np.zeros((2, 6))
+    for _ in range(2):
+        _, _, _, truncated, _ = batch.step(zeros)
+    assert truncated.all()
+    observations, rewards, terminated, truncated, infos = batch.step(np.ones((2, 6)))
+    np.testing.assert_array_equal(observations[0], single.reset()[0])  # its generator goes on
+    assert (rewards == 0).all() and not terminated.any() and not truncated.any()
+    assert not infos["_x_velocity"].any()
+    _, _, _, truncated, infos = batch.step(zeros)
+    assert not truncated.any() and infos["_x_velocity"].all()
+    batch.close()
+
+
+def test_an_unhealthy_ant_copy_terminates_alone():
+    batch = BatchedTaskEnv("ant-vel", 3, nthread=1)
+    batch.reset(seed=0)
+    qpos_z = 1 + 2  # full state: time, then qpos (x, y, z, ...)
+    batch._physics.states[1, qpos_z] = 1.5  # the torso too high: above the healthy range
+    _, _, terminated, truncated, _ = batch.step(np.zeros((3, 8)))
+    assert terminated.tolist() == [False, True, False] and not truncated.any()
+    batch.close()
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_sampled_tasks_stay_fixed_across_resets(name):
+    cls = envs.family_class(name)
+    tasks = cls.sample_tasks(500, np.random.default_rng(0))
+    assert tasks.shape == (500, cls.task_dim)
+    env = cls(task=tasks[0])
+    for seed in range(3):
+        _, info = env.reset(seed=seed)
+        np.testing.assert_array_equal(info["task"], tasks[0])
+    _, info = env.reset(options={"task": tasks[1]})
+    np.testing.assert_array_equal(env.get_task(), tasks[1])
+    env.close()
+
+
+def test_task_distributions_match_the_paper():
+    rng = np.random.default_rng(0)
+    goals = Navigation2D.sample_tasks(2000, rng)
+    assert goals.min() >= -0.5 and goals.max() <= 0.5 and goals.std() > 0.25
+    speeds = envs.HalfCheetahVel.sample_tasks(2000, rng)
+    assert speeds.min() >= 0 and speeds.max() <= 2 and speeds.mean() == pytest.approx(1, abs=0.05)
+    assert envs.AntVel.sample_tasks(2000, rng).max() > 2.9
+    for cls in (envs.HalfCheetahDir, envs.AntDir):
+        directions = cls.sample_tasks(2000, rng)
+        assert set(np.unique(directions)) == {-1.0, 1.0}
+        assert directions.mean() == pytest.approx(0, abs=0.1)
+
+
+def test_halfcheetah_vel_reward_by_hand():
+    env = HalfCheetahVel(task=[1.5])
+    env.reset(seed=0)
+    action = np.linspace(-1, 1, 6)
+    x_before = env.data.qpos[0]
+    _, reward, _, _, info = env.step(action)
+    velocity = (env.data.qpos[0] - x_before) / 0.05
+    assert reward == pytest.approx(-abs(velocity - 1.5) - 0.05 * (action**2).sum(), abs=1e-12)
+    assert info["x_velocity"] == pytest.approx(velocity)
+
+
+def test_navigation_reward_clipping_and_goal():
+    env = Navigation2D(task=[0.15, 0.0])
+    env.reset()
+    position, reward, terminated, _, _ = env.step([5.0, 0.0])  # clipped to 0.1: policies may
+    # sample outside the action space
+    np.testing.assert_allclose(position, [0.1, 0.0])
+    assert reward == pytest.approx(-0.05) and not terminated
+    _, reward, terminated, _, _ = env.step([0.05, 0.005])
+    assert terminated and reward == pytest.approx(-0.005)
+
+
+def test_no_mujoco_log_file_or_output(tmp_path, monkeypatch, capfd):
+    monkeypatch.chdir(tmp_path)
+    for name in ("halfcheetah-vel", "ant-dir"):
+        env = envs.family_class(name)()
+        env.reset(seed=0)
+        env.close()
+        BatchedTaskEnv(name, 2, nthread=1).close()
+    assert list(tmp_path.iterdir()) == []
+    captured = capfd.readouterr()
+    assert "settotalmass" not in captured.out + captured.err
+
+
+def test_quiet_model_is_the_model_the_xml_compiles_to(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # compiling the XML as is logs a warning here
+    ours = load_model("half_cheetah.xml")
+    reference = mujoco.MjModel.from_xml_path(str(asset_path("half_cheetah.xml")))
+    compared = 0
+    for name in dir(reference):
+        value = getattr(reference, name, None)
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.size:
+            np.testing.assert_array_equal(getattr(ours, name), value, err_msg=name)
+            compared += 1
+    assert compared > 50
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: BatchedTaskEnv("cheetah", 2), "unknown task family 'cheetah'; allowed: navig"),
+        (lambda: BatchedTaskEnv("halfcheetah-vel", 0), "num_envs must be a positive integer"),
+        (lambda: BatchedTaskEnv("navigation-2d", 2, tasks=np.zeros((3, 2))), r"shape \(2, 2\)"),
+        (lambda: HalfCheetahVel(task=[1.0, 2.0]), r"task must have shape \(1,\)"),
+        (lambda: Navigation2D(task=[np.nan, 0.0]), "task must be finite"),
+    ],
+)
+def test_bad_construction_is_named(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize("name", ["navigation-2d", "halfcheetah-dir"])
+def test_bad_actions_are_named(name):
+    batch = BatchedTaskEnv(name, 2, nthread=1)
+    with pytest.raises(RuntimeError, match="reset"):
+        batch.step(batch.action_space.sample())
+    batch.reset(seed=0)
+    size = batch.single_action_space.shape[0]
+    with pytest.raises(ValueError, match=rf"action must have shape \(2, {size}\); got \(2, 3\)"):
+        batch.step(np.zeros((2, 3)))
+    bad = np.zeros((2, size))
+    bad[1, 0] = np.inf
+    with pytest.raises(ValueError, match="action must be finite"):
+        batch.step(bad)
+    single = batch.family()
+    single.reset(seed=0)
+    with pytest.raises(ValueError, match="must be finite"):
+        single.step(np.full(size, np.nan))
+    batch.close()
