@@ -1,0 +1,125 @@
+"""Policies: an MLP that maps observations to the parameters of an action distribution.
+
+``forward`` returns one tensor (vmap-friendly); ``log_prob``, ``kl`` and ``sample`` are pure
+functions of that tensor, so the core can adapt the policy's parameters like any model's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from gymnasium import spaces
+from torch import Tensor, nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def mlp(inputs: int, outputs: int, hidden: tuple[int, ...], activation: str) -> nn.Sequential:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation {activation!r} is unknown; allowed: {', '.join(ACTIVATIONS)}")
+    layers: list[nn.Module] = []
+    width = inputs
+    for size in hidden:
+        layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
+        width = size
+    layers.append(nn.Linear(width, outputs))
+    return nn.Sequential(*layers)
+
+
+class GaussianPolicy(nn.Module):
+    """A diagonal Gaussian with an MLP mean and a state-independent log standard deviation.
+
+    ``forward(obs)`` returns ``[mean, log_std]`` concatenated on the last axis.
+    """
+
+    def __init__(
+        self,
+        observations: int,
+        actions: int,
+        hidden: tuple[int, ...] = (100, 100),
+        activation: str = "relu",
+        init_std: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.mean = mlp(observations, actions, hidden, activation)
+        self.log_std = nn.Parameter(torch.full((actions,), math.log(init_std)))
+
+    def forward(self, observations: Tensor) -> Tensor:
+        mean = self.mean(observations)
+        return torch.cat([mean, self.log_std.expand_as(mean)], dim=-1)
+
+    @staticmethod
+    def split(out: Tensor) -> tuple[Tensor, Tensor]:
+        return out.chunk(2, dim=-1)
+
+    @classmethod
+    def log_prob(cls, out: Tensor, actions: Tensor) -> Tensor:
+        mean, log_std = cls.split(out)
+        z = (actions - mean) * torch.exp(-log_std)
+        return (-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    @classmethod
+    def kl(cls, old: Tensor, new: Tensor) -> Tensor:
+        """KL(old || new) per row."""
+        mean_old, log_std_old = cls.split(old)
+        mean_new, log_std_new = cls.split(new)
+        var_old, var_new = torch.exp(2 * log_std_old), torch.exp(2 * log_std_new)
+        terms = log_std_new - log_std_old + (var_old + (mean_old - mean_new) ** 2) / (2 * var_new)
+        return (terms - 0.5).sum(-1)
+
+    @classmethod
+    def sample(cls, out: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        mean, log_std = cls.split(out)
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        return mean + torch.exp(log_std) * noise
+
+
+class CategoricalPolicy(nn.Module):
+    """A categorical distribution over discrete actions; ``forward(obs)`` returns the logits."""
+
+    def __init__(
+        self,
+        observations: int,
+        actions: int,
+        hidden: tuple[int, ...] = (100, 100),
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        self.logits = mlp(observations, actions, hidden, activation)
+
+    def forward(self, observations: Tensor) -> Tensor:
+        return self.logits(observations)
+
+    @staticmethod
+    def log_prob(out: Tensor, actions: Tensor) -> Tensor:
+        log_p = torch.log_softmax(out, dim=-1)
+        return log_p.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+    @staticmethod
+    def kl(old: Tensor, new: Tensor) -> Tensor:
+        log_old, log_new = torch.log_softmax(old, -1), torch.log_softmax(new, -1)
+        return (log_old.exp() * (log_old - log_new)).sum(-1)
+
+    @staticmethod
+    def sample(out: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return torch.multinomial(
+            torch.softmax(out, -1).reshape(-1, out.shape[-1]), 1, generator=generator
+        ).view(out.shape[:-1])
+
+
+def make_policy(
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+    hidden: tuple[int, ...],
+    activation: str,
+) -> GaussianPolicy | CategoricalPolicy:
+    """The policy for an env's spaces: Gaussian for boxes, categorical for discrete actions."""
+    if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
+        raise ValueError(f"policies need a flat Box observation space; got {observation_space}")
+    observations = observation_space.shape[0]
+    if isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
+        return GaussianPolicy(observations, action_space.shape[0], hidden, activation)
+    if isinstance(action_space, spaces.Discrete):
+        return CategoricalPolicy(observations, int(action_space.n), hidden, activation)
+    raise ValueError(f"no policy for action space {action_space}; allowed: flat Box, Discrete")
