@@ -13,6 +13,7 @@ from torch.utils._pytree import tree_leaves, tree_map
 from maml.inner_loop import GradFn, Params, autograd_grad, func_grad, sgd_step
 from maml.inner_lr import InnerLR, LearnedLR
 from maml.paths import Path, choose_path
+from maml.support import support_at
 
 log = logging.getLogger("maml")
 
@@ -135,8 +136,10 @@ class MAML(nn.Module):
     def _inner_step(
         self, params: Params, fixed: dict, support: Any, step: int, first_order: bool, grad: GradFn
     ) -> Params:
+        batch = support_at(support, step)
+
         def support_loss(p: Params) -> Tensor:
-            return self.task_loss(self._forward(p, fixed), support)
+            return self.task_loss(self._forward(p, fixed), batch)
 
         grads = grad(support_loss, params, not first_order)
         return sgd_step(params, grads, self.inner_lr.at_step(step))
@@ -228,8 +231,9 @@ class MAML(nn.Module):
         for step in range(steps):
             if record:
                 losses.append(losses_of(stacked, query, outer))
+            batch = support_at(support, step)
             grads = autograd_grad(
-                lambda p: losses_of(p, support, self.task_loss).sum(), stacked, not first_order
+                lambda p, b=batch: losses_of(p, b, self.task_loss).sum(), stacked, not first_order
             )
             stacked = sgd_step(stacked, grads, self.inner_lr.at_step(step))
         losses.append(losses_of(stacked, query, outer))
