@@ -1,0 +1,47 @@
+"""A batch of episodes as tensors shaped (tasks, rollouts, horizon, ...), and their advantages."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from maml_rl.baseline import baseline_values, fit_linear_baseline
+from maml_rl.returns import discounted_returns, gae
+
+
+class Episodes(NamedTuple):
+    """Episodes padded to the horizon; ``mask`` is 1 on steps that happened (a pytree)."""
+
+    observations: Tensor  # (T, R, H, obs)
+    actions: Tensor  # (T, R, H, act)
+    rewards: Tensor  # (T, R, H)
+    mask: Tensor  # (T, R, H)
+    outputs: Tensor  # (T, R, H, out): the sampling policy's outputs (the "old" policy)
+    advantages: Tensor  # (T, R, H); zeros until with_advantages
+
+    def returns_per_episode(self) -> Tensor:
+        """Undiscounted return of each episode: (T, R)."""
+        return (self.rewards * self.mask).sum(-1)
+
+    def to(self, device: torch.device | str) -> Episodes:
+        return Episodes(*(x.to(device) for x in self))
+
+
+def with_advantages(
+    episodes: Episodes, gamma: float, gae_lambda: float, normalize: bool = True
+) -> Episodes:
+    """Fit the linear baseline per task, then GAE advantages (normalised per task, as in the
+    MAML code: zero mean and unit variance over the task's valid steps)."""
+    returns = discounted_returns(episodes.rewards, episodes.mask, gamma)
+    weights = fit_linear_baseline(episodes.observations, returns, episodes.mask)
+    values = baseline_values(episodes.observations, episodes.mask, weights)
+    advantages = gae(episodes.rewards, values, episodes.mask, gamma, gae_lambda)
+    if normalize:
+        count = episodes.mask.sum(dim=(1, 2), keepdim=True)
+        mean = advantages.sum(dim=(1, 2), keepdim=True) / count
+        centered = (advantages - mean) * episodes.mask
+        std = ((centered**2).sum(dim=(1, 2), keepdim=True) / count).sqrt()
+        advantages = centered / (std + 1e-8)
+    return episodes._replace(advantages=advantages.to(episodes.rewards.dtype))

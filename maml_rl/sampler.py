@@ -1,0 +1,106 @@
+"""Collect episodes of every task at once: one batched env, one policy call per time step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from envs import BatchedTaskEnv
+from maml.inner_loop import Params
+from maml_rl.episodes import Episodes
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run with ``count`` intra-op threads: MuJoCo's rollout threads need the cores meanwhile."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class Sampler:
+    """``meta_batch x rollouts`` copies of a task family in one :class:`BatchedTaskEnv`.
+
+    ``sample`` runs the policy with shared parameters (before adaptation) or with each task's own
+    (a leading task axis on every tensor, evaluated under ``vmap``) and returns the episodes as
+    tensors (tasks, rollouts, horizon, ...) on the CPU.
+    """
+
+    def __init__(
+        self,
+        env: str,
+        meta_batch: int,
+        rollouts: int,
+        horizon: int | None = None,
+        nthread: int | None = None,
+        torch_threads_while_sampling: int = 1,
+    ) -> None:
+        self.meta_batch, self.rollouts = meta_batch, rollouts
+        self.env = BatchedTaskEnv(
+            env, meta_batch * rollouts, max_episode_steps=horizon, nthread=nthread
+        )
+        self.horizon = self.env.horizon
+        self.threads = torch_threads_while_sampling
+        self.steps_taken = 0
+
+    def sample_tasks(self, rng: np.random.Generator) -> np.ndarray:
+        return self.env.sample_tasks(self.meta_batch, rng)
+
+    def set_tasks(self, tasks: np.ndarray) -> None:
+        """Give task i to its ``rollouts`` copies."""
+        self.env.set_tasks(np.repeat(np.asarray(tasks), self.rollouts, axis=0))
+
+    def sample(self, policy: nn.Module, params: Params, per_task: bool, seed: int) -> Episodes:
+        """Episodes of every copy under ``params`` (shared, or per task with ``per_task=True``)."""
+        tasks, rollouts, horizon = self.meta_batch, self.rollouts, self.horizon
+        params = {n: p.detach().cpu() for n, p in params.items()}
+        generator = torch.Generator().manual_seed(seed)
+
+        def outputs_of(obs: Tensor) -> Tensor:
+            if per_task:
+                return torch.func.vmap(lambda p, o: torch.func.functional_call(policy, p, (o,)))(
+                    params, obs
+                )
+            return torch.func.functional_call(policy, params, (obs,))
+
+        columns: dict[str, list[Tensor]] = {k: [] for k in ("obs", "act", "rew", "mask", "out")}
+        with torch_threads(self.threads), torch.no_grad():
+            obs, _ = self.env.reset(seed=seed)
+            alive = np.ones(tasks * rollouts, dtype=bool)
+            for _ in range(horizon):
+                observations = torch.as_tensor(obs, dtype=torch.float32).view(tasks, rollouts, -1)
+                outputs = outputs_of(observations)
+                actions = policy.sample(outputs, generator)
+                obs, rewards, terminated, _, _ = self.env.step(
+                    actions.reshape(tasks * rollouts, -1).double().numpy()
+                )
+                columns["obs"].append(observations)
+                columns["act"].append(actions)
+                columns["out"].append(outputs)
+                columns["rew"].append(torch.as_tensor(rewards * alive, dtype=torch.float32))
+                columns["mask"].append(torch.as_tensor(alive, dtype=torch.float32))
+                alive = alive & ~terminated
+        self.steps_taken += tasks * rollouts * horizon
+
+        def stack(key: str) -> Tensor:
+            return torch.stack(columns[key], dim=2 if key in ("obs", "act", "out") else 1)
+
+        rewards = stack("rew").view(tasks, rollouts, horizon)
+        return Episodes(
+            observations=stack("obs"),
+            actions=stack("act"),
+            rewards=rewards,
+            mask=stack("mask").view(tasks, rollouts, horizon),
+            outputs=stack("out"),
+            advantages=torch.zeros_like(rewards),
+        )
+
+    def close(self) -> None:
+        self.env.close()
