@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import signal
 import time
 from pathlib import Path
 
@@ -44,3 +45,24 @@ def mean_and_ci95(values: Tensor) -> tuple[float, float]:
     if n < 2:
         return float(values.mean()), math.nan
     return float(values.mean()), 1.96 * float(values.std(unbiased=True)) / math.sqrt(n)
+
+
+class StopRequest:
+    """Turns the first Ctrl-C / SIGTERM into a request to stop at the end of the iteration."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __enter__(self) -> StopRequest:
+        self._previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in self._previous:
+            signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame) -> None:
+        self.signal = signum
+        signal.signal(signum, self._previous[signum])  # a second one stops at once
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import signal
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from maml.config import to_toml
 from maml.errors import TrainingError
 from maml.learner import MAML
 from maml.msl import msl_weights
-from maml.runs import resolve_device
+from maml.runs import StopRequest, resolve_device
 from maml_sl.config import TrainConfig
 from maml_sl.tasks import TaskSetup, make_task
 
@@ -38,27 +37,6 @@ def build_learner(config: TrainConfig, device: torch.device) -> tuple[MAML, Task
         path=config.path,
     )
     return learner, setup
-
-
-class _StopRequest:
-    """Turns the first Ctrl-C / SIGTERM into a request to stop at the end of the iteration."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-
-    def __enter__(self) -> _StopRequest:
-        self._previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        for s in self._previous:
-            signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame) -> None:
-        self.signal = signum
-        signal.signal(signum, self._previous[signum])  # a second one stops at once
-
-    def __exit__(self, *exc) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
 
 
 def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
@@ -107,7 +85,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
         total=config.iterations, initial=start, desc=config.task, mininterval=1.0, unit="it"
     )
     try:
-        with _StopRequest() as stop:
+        with StopRequest() as stop:
             for iteration in range(start, config.iterations):
                 iteration_state = generator.get_state()
                 support, query = setup.sampler.sample(

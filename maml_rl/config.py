@@ -1,0 +1,46 @@
+"""Hyperparameters of MAML-RL meta-training (defaults: the MAML paper's locomotion settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from maml.runs import DEVICES
+
+ENV_NAMES = ("navigation-2d", "halfcheetah-vel", "halfcheetah-dir", "ant-vel", "ant-dir")
+
+
+def _f(default, help: str, **meta):
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines an RL meta-training run; written to ``config.toml``."""
+
+    env: str = _f("halfcheetah-vel", "task family", choices=ENV_NAMES)
+    iterations: int = _f(500, "meta-iterations (TRPO updates)", positive=True)
+    meta_batch: int = _f(40, "tasks per meta-iteration", positive=True)
+    rollouts: int = _f(20, "episodes per task per sampling", positive=True)
+    horizon: int = _f(0, "episode length; 0 takes the family's (100 or 200)")
+    inner_steps: int = _f(1, "inner policy-gradient steps, fresh episodes for each", positive=True)
+    inner_lr: float = _f(0.1, "inner step size", positive=True)
+    first_order: bool = _f(False, "first-order MAML (drop second derivatives)")
+    gamma: float = _f(0.99, "discount factor", positive=True)
+    gae_lambda: float = _f(1.0, "GAE lambda")
+    hidden: int = _f(100, "units per hidden layer of the policy", positive=True)
+    depth: int = _f(2, "hidden layers of the policy", positive=True)
+    activation: str = _f("relu", "hidden activation", choices=("relu", "tanh"))
+    max_kl: float = _f(0.01, "TRPO trust region: largest mean KL per update", positive=True)
+    cg_iterations: int = _f(10, "conjugate-gradient iterations", positive=True)
+    cg_damping: float = _f(1e-5, "damping added to the Fisher matrix", positive=True)
+    line_search_steps: int = _f(15, "backtracking steps of the line search", positive=True)
+    line_search_ratio: float = _f(0.8, "step shrink factor of the line search", positive=True)
+    fisher_fraction: float = _f(
+        1.0, "fraction of each task's episodes the Fisher-vector products use", positive=True
+    )
+    seed: int = _f(0, "random seed (policy initialisation, tasks, episodes)")
+    device: str = _f(
+        "auto", "device for the policy update (rollouts run on the CPU)", choices=DEVICES
+    )
+    nthread: int = _f(0, "MuJoCo rollout threads; 0 = all cores")
+    checkpoint_every: int = _f(10, "iterations between checkpoints", positive=True)

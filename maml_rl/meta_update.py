@@ -1,0 +1,103 @@
+"""The MAML-TRPO meta-update: TRPO on the post-adaptation surrogate, through the adaptation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.nn.utils import vector_to_parameters
+from torch.utils._pytree import tree_map
+
+from maml import MAML, PerStep
+from maml.inner_loop import Params
+from maml_rl.episodes import Episodes
+from maml_rl.losses import surrogate_and_kl
+from maml_rl.trpo import conjugate_gradient, fisher_vector_product, flat, line_search
+
+
+@dataclass
+class TRPOSettings:
+    max_kl: float = 0.01
+    cg_iterations: int = 10
+    cg_damping: float = 1e-5
+    line_search_steps: int = 15
+    line_search_ratio: float = 0.8
+    fisher_fraction: float = 1.0
+
+
+def adapted_params(learner: MAML, train: list[Episodes]) -> Params:
+    """Every task's parameters after one inner step per batch in ``train``: (tasks, ...) each."""
+    params = {n: p.detach() for n, p in learner.meta_params().items()}
+    support = PerStep(train)
+    with torch.no_grad():
+        return torch.func.vmap(lambda s: learner.adapt(params, s, steps=len(train)))(support)
+
+
+def trpo_step(
+    learner: MAML,
+    train: list[Episodes],
+    valid: Episodes,
+    settings: TRPOSettings,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """One TRPO update of the meta-parameters; returns what to log.
+
+    The surrogate and KL of each task come from the core's meta-objective: adapt on the task's
+    train episodes (second order unless the learner is first order), then measure on its valid
+    episodes. The Fisher-vector products use ``fisher_fraction`` of each task's valid episodes.
+    """
+    policy = type(learner.model)
+    measure = surrogate_and_kl(policy)
+    support = PerStep(train)
+    params = [p for p in learner.parameters() if p.requires_grad]
+
+    def measures(valid_episodes: Episodes) -> torch.Tensor:  # mean over tasks: [surrogate, kl]
+        values = learner.step_losses(support, valid_episodes, record=False, measure=measure)
+        return values[:, -1].mean(dim=0)
+
+    surrogate = measures(valid)[0]
+    gradient = flat(torch.autograd.grad(surrogate, params))
+    fisher_valid = _subset(valid, settings.fisher_fraction, generator)
+    fvp = fisher_vector_product(measures(fisher_valid)[1], params, settings.cg_damping)
+    direction = conjugate_gradient(fvp, gradient, settings.cg_iterations)
+    curvature = 0.5 * (direction @ fvp(direction))
+    start = flat(params).detach().clone()
+    stats = {"surrogate_before": surrogate.item(), "gradient_norm": gradient.norm().item()}
+    if not curvature > 0:  # no descent direction (e.g. a zero gradient)
+        return {
+            **stats,
+            "surrogate_after": stats["surrogate_before"],
+            "kl": 0.0,
+            "line_search_steps": 0.0,
+            "accepted": 0.0,
+        }
+    full_step = direction * math.sqrt(settings.max_kl / curvature.item())
+
+    def evaluate(fraction: float) -> tuple[float, float]:
+        vector_to_parameters(start - fraction * full_step, params)
+        with torch.no_grad():
+            surrogate_value, kl = measures(valid)
+        return surrogate_value.item(), kl.item()
+
+    result = line_search(
+        evaluate, settings.max_kl, settings.line_search_steps, settings.line_search_ratio
+    )
+    vector_to_parameters(start - result.fraction * full_step, params)
+    return {
+        **stats,
+        "surrogate_after": stats["surrogate_before"] - result.improvement,
+        "kl": result.kl,
+        "line_search_steps": float(result.steps),
+        "accepted": float(result.accepted),
+    }
+
+
+def _subset(episodes: Episodes, fraction: float, generator: torch.Generator) -> Episodes:
+    """A random ``fraction`` of each task's episodes (the same rollout indices for every task)."""
+    rollouts = episodes.mask.shape[1]
+    keep = max(1, round(fraction * rollouts))
+    if keep >= rollouts:
+        return episodes
+    index = torch.randperm(rollouts, generator=generator)[:keep].to(episodes.mask.device)
+    return tree_map(lambda x: x.index_select(1, index), episodes)
