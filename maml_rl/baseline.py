@@ -33,10 +33,12 @@ def fit_linear_baseline(observations: Tensor, returns: Tensor, mask: Tensor) -> 
     rhs = (phi.transpose(1, 2) @ targets.unsqueeze(-1)).squeeze(-1)
     eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
     coefficient = REGULARISATION
-    for _ in range(5):
-        weights = torch.linalg.solve(gram + coefficient * eye, rhs)
-        if torch.isfinite(weights).all():
-            return weights
+    for _ in range(5):  # the system is symmetric positive definite: Cholesky
+        factor, info = torch.linalg.cholesky_ex(gram + coefficient * eye)
+        if not info.any():
+            weights = torch.cholesky_solve(rhs.unsqueeze(-1), factor).squeeze(-1)
+            if torch.isfinite(weights).all():
+                return weights
         coefficient *= 10
     raise FloatingPointError("the linear baseline fit is not finite even with ridge 0.1")
 

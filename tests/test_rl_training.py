@@ -1,0 +1,147 @@
+"""MAML-RL end to end at tiny sizes: adaptation, the TRPO step, learning, the command line."""
+
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from maml.checkpoint import load_checkpoint
+from maml.errors import run_cli
+from maml_rl import train as train_cli
+from maml_rl.config import TrainConfig
+from maml_rl.meta_update import TRPOSettings, adapted_params, trpo_step
+from maml_rl.trainer import build, sample_iteration
+
+TINY = ["--meta-batch", "3", "--rollouts", "2", "--horizon", "5", "--hidden", "8"]
+TINY += ["--device", "cpu", "--nthread", "1", "--cg-iterations", "3"]
+
+
+def run_train(args):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(train_cli.main, args)
+    return exit_info.value.code
+
+
+def tiny_batch(inner_steps=1, env="navigation-2d", seed=0):
+    config = TrainConfig(
+        env=env,
+        meta_batch=4,
+        rollouts=5,
+        horizon=20,
+        hidden=16,
+        inner_steps=inner_steps,
+        device="cpu",
+        nthread=1,
+        seed=seed,
+    )
+    learner, sampler = build(config, torch.device("cpu"))
+    train, valid, _ = sample_iteration(learner, sampler, config, 0, torch.device("cpu"))
+    return config, learner, sampler, train, valid
+
+
+@pytest.mark.parametrize("inner_steps", [1, 2])
+def test_vmapped_adaptation_equals_a_loop_over_tasks(inner_steps):
+    from torch.utils._pytree import tree_map
+
+    from maml import PerStep
+
+    _, learner, sampler, train, _ = tiny_batch(inner_steps)
+    batched = adapted_params(learner, train)
+    params = learner.meta_params()
+    for t in range(sampler.meta_batch):
+        support = PerStep([tree_map(lambda x, t=t: x[t], e) for e in train])
+        with torch.no_grad():
+            one = learner.adapt(params, support, steps=inner_steps)
+        for name, value in one.items():
+            torch.testing.assert_close(batched[name][t], value, rtol=1e-5, atol=1e-6)
+    sampler.close()
+
+
+@pytest.mark.parametrize("env", ["navigation-2d", "halfcheetah-vel"])
+def test_trpo_step_respects_the_trust_region_and_never_gets_worse(env):
+    config, learner, sampler, train, valid = tiny_batch(env=env)
+    settings = TRPOSettings(max_kl=0.01, cg_iterations=5)
+    stats = trpo_step(learner, train, valid, settings, torch.Generator().manual_seed(0))
+    from maml import PerStep
+    from maml_rl.losses import surrogate_and_kl
+
+    with torch.no_grad():
+        after = learner.step_losses(
+            PerStep(train), valid, record=False, measure=surrogate_and_kl(type(learner.model))
+        )[:, -1].mean(0)
+    assert after[1].item() <= settings.max_kl + 1e-7
+    assert after[0].item() <= stats["surrogate_before"] + 1e-7
+    if stats["accepted"]:
+        assert after[0].item() == pytest.approx(stats["surrogate_after"], abs=1e-6)
+        assert after[0].item() < stats["surrogate_before"]
+    sampler.close()
+
+
+def test_a_rejected_step_leaves_the_policy_unchanged():
+    _, learner, sampler, train, valid = tiny_batch()
+    before = [p.detach().clone() for p in learner.parameters()]
+    # a trust region so small that no step of the line search fits in it
+    stats = trpo_step(
+        learner,
+        train,
+        valid,
+        TRPOSettings(max_kl=1e-30, line_search_steps=2),
+        torch.Generator().manual_seed(0),
+    )
+    assert stats["accepted"] == 0.0
+    for p, q in zip(learner.parameters(), before, strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    sampler.close()
+
+
+def test_short_meta_training_on_navigation_learns_to_adapt(tmp_path):
+    run = tmp_path / "nav"
+    args = ["--env", "navigation-2d", "--meta-batch", "10", "--rollouts", "10", "--hidden", "32"]
+    args += ["--iterations", "25", "--device", "cpu", "--nthread", "1", "--run-dir", str(run)]
+    assert run_train(args) == 0
+    events = EventAccumulator(str(run))
+    events.Reload()
+    before = [e.value for e in events.Scalars("returns/before_adaptation")]
+    after = [e.value for e in events.Scalars("returns/after_1_steps")]
+    assert np.mean(after[-5:]) > np.mean(before[-5:])  # adaptation helps
+    assert np.mean(after[-5:]) > np.mean(before[:3])  # and beats the initial policy
+
+
+def test_every_preset_runs_two_iterations_and_resume_continues_exactly(tmp_path):
+    for env in ("navigation-2d", "halfcheetah-vel", "halfcheetah-dir", "ant-vel", "ant-dir"):
+        run = tmp_path / env
+        assert run_train(["--env", env, *TINY, "--iterations", "2", "--run-dir", str(run)]) == 0
+        assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 2
+        events = EventAccumulator(str(run))
+        events.Reload()
+        tags = events.Tags()["scalars"]
+        for tag in (
+            "returns/before_adaptation",
+            "returns/after_1_steps",
+            "charts/kl",
+            "time/sampling_seconds",
+            "charts/env_steps_per_second",
+        ):
+            assert tag in tags, (env, tag)
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = ["--env", "navigation-2d", *TINY, "--checkpoint-every", "1"]
+    assert run_train([*common, "--iterations", "4", "--run-dir", str(straight)]) == 0
+    assert run_train([*common, "--iterations", "2", "--run-dir", str(split)]) == 0
+    assert run_train(["--resume", str(split), "--iterations", "4"]) == 0
+    a = load_checkpoint(straight / "checkpoint.pt")["learner"]
+    b = load_checkpoint(split / "checkpoint.pt")["learner"]
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--env", "cheetah"], "--env 'cheetah' is not allowed"),
+        (["--meta-batch", "0"], "--meta-batch must be positive"),
+        (["--fisher-fraction", "1.5"], "--fisher-fraction must be in"),
+    ],
+)
+def test_bad_settings_exit_2_with_a_message(args, message, capsys, tmp_path):
+    assert run_train([*args, "--run-dir", str(tmp_path / "r")]) == 2
+    assert message in capsys.readouterr().err
