@@ -6,13 +6,17 @@ import math
 import signal
 import time
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
+from maml.checkpoint import load_checkpoint
+from maml.config import from_dict, read_toml
 from maml.errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
+C = TypeVar("C")
 
 
 def new_run_dir(name: str, root: str | Path = "runs") -> Path:
@@ -36,6 +40,30 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for, but torch sees no CUDA device")
     return torch.device(name)
+
+
+def read_run(run_dir: str | Path, cls: type[C], device: torch.device) -> tuple[C, dict[str, Any]]:
+    """A run directory's configuration and checkpoint, with clear errors for what is missing."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"run directory {run_dir} does not exist")
+    config_path = run_dir / "config.toml"
+    if not config_path.is_file():
+        raise UsageError(f"{run_dir} is not a run directory ({config_path} missing)")
+    config = from_dict(cls, read_toml(config_path), str(config_path))
+    return config, load_checkpoint(run_dir / "checkpoint.pt", map_location=device)
+
+
+def load_learner_state(
+    learner: torch.nn.Module, state: dict[str, Any], run_dir: str | Path
+) -> None:
+    """Load a checkpoint's learner weights; a mismatch with the run's config is a usage error."""
+    try:
+        learner.load_state_dict(state["learner"])
+    except (KeyError, RuntimeError) as error:
+        raise UsageError(
+            f"{run_dir}/checkpoint.pt does not match its config.toml: {error}"
+        ) from None
 
 
 def mean_and_ci95(values: Tensor) -> tuple[float, float]:

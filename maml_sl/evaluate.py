@@ -8,11 +8,9 @@ from pathlib import Path
 
 import torch
 
-from maml.checkpoint import load_checkpoint
-from maml.config import from_dict, read_toml
 from maml.errors import UsageError, run_cli
 from maml.learner import MAML
-from maml.runs import DEVICES, mean_and_ci95, resolve_device
+from maml.runs import DEVICES, load_learner_state, mean_and_ci95, read_run, resolve_device
 from maml_sl.config import TrainConfig
 from maml_sl.tasks import TaskSetup
 from maml_sl.trainer import build_learner
@@ -23,20 +21,10 @@ Results = dict[tuple[int, int], tuple[float, float, float, int]]
 
 def load_run(run_dir: str | Path, device: str = "auto") -> tuple[MAML, TaskSetup, TrainConfig]:
     """The trained meta-learner of a run directory, its task family and its configuration."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UsageError(f"run directory {run_dir} does not exist")
-    config_path = run_dir / "config.toml"
-    if not config_path.is_file():
-        raise UsageError(f"{run_dir} is not a run directory ({config_path} missing)")
-    config = from_dict(TrainConfig, read_toml(config_path), str(config_path))
     torch_device = resolve_device(device)
-    state = load_checkpoint(run_dir / "checkpoint.pt", map_location=torch_device)
+    config, state = read_run(run_dir, TrainConfig, torch_device)
     learner, setup = build_learner(config, torch_device)
-    try:
-        learner.load_state_dict(state["learner"])
-    except (KeyError, RuntimeError) as error:
-        raise UsageError(f"{run_dir}/checkpoint.pt does not match {config_path}: {error}") from None
+    load_learner_state(learner, state, run_dir)
     return learner, setup, config
 
 

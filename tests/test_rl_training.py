@@ -145,3 +145,25 @@ def test_every_preset_runs_two_iterations_and_resume_continues_exactly(tmp_path)
 def test_bad_settings_exit_2_with_a_message(args, message, capsys, tmp_path):
     assert run_train([*args, "--run-dir", str(tmp_path / "r")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_evaluate_reports_returns_per_step_and_plots(tmp_path, capsys):
+    from maml_rl import evaluate as evaluate_cli
+
+    run = tmp_path / "run"
+    assert (
+        run_train(["--env", "navigation-2d", *TINY, "--iterations", "1", "--run-dir", str(run)])
+        == 0
+    )
+    capsys.readouterr()
+    plot = tmp_path / "returns.png"
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(evaluate_cli.main, [str(run), "--tasks", "3", "--steps", "2", "--plot", str(plot)])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "after 0 steps" in out and "after 2 steps" in out and "after 3" not in out
+    assert plot.stat().st_size > 0
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(evaluate_cli.main, [str(tmp_path / "nowhere")])
+    assert exit_info.value.code == 2
+    assert "does not exist" in capsys.readouterr().err

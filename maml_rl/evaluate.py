@@ -1,0 +1,142 @@
+"""``python -m maml_rl.evaluate RUN``: average return on new tasks after 0, 1, 2, 3 inner steps.
+
+The MAML paper's protocol (section 5.3): each test task is adapted by policy-gradient steps on
+fresh episodes, with step size 0.1 for the first step and 0.05 after.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from maml.errors import UsageError, run_cli
+from maml.learner import MAML
+from maml.runs import DEVICES, load_learner_state, mean_and_ci95, read_run, resolve_device
+from maml_rl.config import TrainConfig
+from maml_rl.episodes import with_advantages
+from maml_rl.losses import reinforce_loss
+from maml_rl.trainer import build
+
+TEST_SEED_OFFSET = 7_919  # test tasks come from a generator of their own
+
+
+def returns_after_steps(
+    learner: MAML,
+    config: TrainConfig,
+    tasks: int,
+    steps: int,
+    step_sizes: Sequence[float],
+    seed: int,
+    rollouts: int | None = None,
+) -> Tensor:
+    """Mean return per task after 0..steps inner steps on new tasks: (steps + 1, tasks)."""
+    eval_config = TrainConfig(**{**config.__dict__, "meta_batch": tasks})
+    if rollouts:
+        eval_config.rollouts = rollouts
+    _, sampler = build(eval_config, torch.device("cpu"))
+    policy, device = learner.model, next(learner.model.parameters()).device
+    sampler.set_tasks(sampler.sample_tasks(np.random.default_rng(seed + TEST_SEED_OFFSET)))
+    params, per_task = learner.meta_params(), False
+    seeds = np.random.SeedSequence([seed, TEST_SEED_OFFSET]).generate_state(steps + 1)
+    returns = []
+    try:
+        for step in range(steps + 1):
+            episodes = sampler.sample(policy, params, per_task, seed=int(seeds[step]))
+            returns.append(episodes.returns_per_episode().mean(dim=1))
+            if step == steps:
+                break
+            episodes = with_advantages(episodes.to(device), config.gamma, config.gae_lambda)
+            stepper = MAML(
+                policy,
+                reinforce_loss(type(policy)),
+                inner_lr=step_sizes[min(step, len(step_sizes) - 1)],
+                first_order=True,
+            )
+            start = {n: p.detach() for n, p in params.items()}
+            with torch.no_grad():
+                params = torch.func.vmap(
+                    partial(stepper.adapt, steps=1), in_dims=(0 if per_task else None, 0)
+                )(start, episodes)
+            per_task = True
+    finally:
+        sampler.close()
+    return torch.stack(returns)
+
+
+def format_returns(returns: Tensor) -> str:
+    lines = ["average return over test tasks (mean ± 95% confidence interval over tasks)"]
+    for step, values in enumerate(returns):
+        mean, ci = mean_and_ci95(values)
+        lines.append(f"  after {step} step{'s' if step != 1 else ''}: {mean:9.2f} ± {ci:.2f}")
+    return "\n".join(lines)
+
+
+def plot_returns(returns: Tensor, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stats = [mean_and_ci95(values) for values in returns]
+    figure, axis = plt.subplots(figsize=(4.5, 3.2))
+    axis.errorbar(range(len(stats)), [m for m, _ in stats], yerr=[c for _, c in stats], marker="o")
+    axis.set(xlabel="inner steps", ylabel="average return", title=title)
+    axis.set_xticks(range(len(stats)))
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m maml_rl.evaluate",
+        description="Adapt a trained policy to new tasks and report the average return after "
+        "each inner step (step size 0.1 for the first step and 0.05 after, as in the paper).",
+    )
+    parser.add_argument("run", help="run directory (holds config.toml and checkpoint.pt)")
+    parser.add_argument("--tasks", type=int, default=40, help="new test tasks")
+    parser.add_argument("--steps", type=int, default=3, help="inner steps")
+    parser.add_argument("--rollouts", type=int, help="episodes per task per step (the run's)")
+    parser.add_argument(
+        "--step-sizes",
+        type=float,
+        nargs="+",
+        default=[0.1, 0.05],
+        help="inner step size per step; the last repeats",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the test tasks and episodes")
+    parser.add_argument("--plot", metavar="FILE.png", help="save returns per step as a plot")
+    parser.add_argument("--device", default="auto", choices=DEVICES)
+    args = parser.parse_args(argv)
+    for name in ("tasks", "rollouts"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} must be positive, got {value}")
+    if args.steps < 0:
+        raise UsageError(f"--steps must be 0 or more, got {args.steps}")
+    if any(s <= 0 for s in args.step_sizes):
+        raise UsageError(f"--step-sizes must be positive, got {args.step_sizes}")
+    device = resolve_device(args.device)
+    config, state = read_run(args.run, TrainConfig, device)
+    learner, sampler = build(config, device)
+    sampler.close()
+    load_learner_state(learner, state, args.run)
+    returns = returns_after_steps(
+        learner, config, args.tasks, args.steps, args.step_sizes, args.seed, args.rollouts
+    )
+    print(f"{config.env}: {args.tasks} test tasks")
+    print(format_returns(returns))
+    if args.plot:
+        plot_returns(returns, Path(args.plot), f"{config.env}, {args.tasks} test tasks")
+        print(f"plot: {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
