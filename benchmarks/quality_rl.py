@@ -1,0 +1,74 @@
+"""MAML-RL quality against the MAML paper's table: train a preset, then average return on 40 new
+tasks after 0, 1, 2 and 3 inner steps, with the wall-clock training time.
+
+Long runs: start it in the background; if it stops, run the same command again and training
+resumes from the run's checkpoint.
+
+    python -m benchmarks.quality_rl --env navigation-2d [--iterations N] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from benchmarks.results import write_section
+from maml.checkpoint import load_checkpoint
+from maml.runs import load_learner_state, mean_and_ci95, read_run
+from maml_rl.config import TrainConfig
+from maml_rl.evaluate import format_returns, returns_after_steps
+from maml_rl.trainer import build
+
+# Finn et al. 2017, table in section 5.3: average return after 0, 1, 2, 3 steps (MAML).
+PAPER = {
+    "navigation-2d": (-40.41, -11.68, -3.33, -3.23),
+    "halfcheetah-vel": (-129.5, -78.6, -66.6, -60.8),
+    "halfcheetah-dir": (-50.7, 293.2, 313.5, 315.7),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", choices=sorted(PAPER), default="navigation-2d")
+    parser.add_argument("--iterations", type=int, help="meta-iterations (the preset's by default)")
+    parser.add_argument("--run", help="run directory (default runs/bench-rl-ENV)")
+    parser.add_argument("--tasks", type=int, default=40)
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    run = Path(args.run or f"runs/bench-rl-{args.env}")
+    extra = ["--iterations", str(args.iterations)] if args.iterations else []
+    if (run / "checkpoint.pt").exists():
+        command = ["--resume", str(run), *extra]
+    else:
+        command = ["--env", args.env, "--run-dir", str(run), *extra]
+    subprocess.run([sys.executable, "-m", "maml_rl.train", *command], check=True)
+    device = torch.device("cpu")
+    config, state = read_run(run, TrainConfig, device)
+    learner, sampler = build(config, device)
+    sampler.close()
+    load_learner_state(learner, state, run)
+    minutes = load_checkpoint(run / "checkpoint.pt")["elapsed"] / 60
+    returns = returns_after_steps(learner, config, args.tasks, 3, [0.1, 0.05], seed=1)
+    ours = [mean_and_ci95(values)[0] for values in returns]
+    paper = PAPER[args.env]
+    table = ["| | 0 steps | 1 step | 2 steps | 3 steps |", "|---|---|---|---|---|"]
+    table.append("| ours | " + " | ".join(f"{x:.1f}" for x in ours) + " |")
+    table.append("| MAML paper | " + " | ".join(f"{x:.1f}" for x in paper) + " |")
+    summary = (
+        f"{args.env}: {state['iteration']} meta-iterations of {config.meta_batch} tasks x "
+        f"{config.rollouts} episodes, trained in {minutes:.0f} minutes on this machine; "
+        f"{args.tasks} new test tasks, step sizes 0.1 then 0.05."
+    )
+    print(format_returns(returns))
+    print(summary)
+    if args.write:
+        body = f"{summary}\n\n" + "\n".join(table) + f"\n\n```\n{format_returns(returns)}\n```"
+        write_section(f"quality_rl ({args.env})", body, __spec__.name)
+
+
+if __name__ == "__main__":
+    main()
