@@ -8,6 +8,7 @@ at a preset's size; and the cost of the Fisher-vector products on a fraction of 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -17,8 +18,8 @@ from benchmarks.results import write_section
 from maml.cli import PRESETS
 from maml.config import read_toml
 from maml_rl.config import TrainConfig
-from maml_rl.meta_update import TRPOSettings, trpo_step
-from maml_rl.trainer import build, sample_iteration
+from maml_rl.meta_update import trpo_step
+from maml_rl.trainer import build, sample_iteration, trpo_settings
 
 
 def main() -> None:
@@ -37,14 +38,7 @@ def main() -> None:
     ]
     rows.append("|---|---|---|---|---|---|")
     for fraction in args.fractions:
-        settings = TRPOSettings(
-            config.max_kl,
-            config.cg_iterations,
-            config.cg_damping,
-            config.line_search_steps,
-            config.line_search_ratio,
-            fraction,
-        )
+        settings = dataclasses.replace(trpo_settings(config), fisher_fraction=fraction)
         totals = {"sampling": [], "adaptation": [], "meta_update": [], "iteration": []}
         for iteration in range(args.iterations):
             started = time.perf_counter()

@@ -10,7 +10,13 @@ from __future__ import annotations
 import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
-from envs.mujoco_task import MujocoTaskEnv, check_n, control_costs
+from envs.mujoco_task import (
+    MujocoTaskEnv,
+    control_costs,
+    direction_rewards,
+    sample_directions,
+    sample_speeds,
+)
 
 CONTROL_COST = 0.5 * 1e-2
 CONTACT_COST = 0.5 * 1e-3
@@ -90,7 +96,7 @@ class AntVel(_AntTask):
 
     @staticmethod
     def sample_tasks(n: int, rng: np.random.Generator) -> np.ndarray:
-        return rng.uniform(0.0, 3.0, size=(check_n(n), 1))
+        return sample_speeds(n, rng, 3.0)
 
     @staticmethod
     def forward_rewards(tasks: np.ndarray, velocity: np.ndarray) -> np.ndarray:
@@ -121,8 +127,6 @@ class AntDir(_AntTask):
 
     @staticmethod
     def sample_tasks(n: int, rng: np.random.Generator) -> np.ndarray:
-        return rng.choice(np.array([-1.0, 1.0]), size=(check_n(n), 1))
+        return sample_directions(n, rng)
 
-    @staticmethod
-    def forward_rewards(tasks: np.ndarray, velocity: np.ndarray) -> np.ndarray:
-        return tasks[:, 0] * velocity
+    forward_rewards = staticmethod(direction_rewards)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
-from envs.mujoco_task import MujocoTaskEnv, check_n, control_costs
+from envs.mujoco_task import (
+    MujocoTaskEnv,
+    control_costs,
+    direction_rewards,
+    sample_directions,
+    sample_speeds,
+)
 
 CONTROL_COST = 0.05  # 0.5 * 1e-1 in the MAML authors' code (Gymnasium's HalfCheetah uses 0.1)
 
@@ -62,7 +68,7 @@ class HalfCheetahVel(_HalfCheetahTask):
 
     @staticmethod
     def sample_tasks(n: int, rng: np.random.Generator) -> np.ndarray:
-        return rng.uniform(0.0, 2.0, size=(check_n(n), 1))
+        return sample_speeds(n, rng, 2.0)
 
     @staticmethod
     def forward_rewards(tasks: np.ndarray, velocity: np.ndarray) -> np.ndarray:
@@ -93,8 +99,6 @@ class HalfCheetahDir(_HalfCheetahTask):
 
     @staticmethod
     def sample_tasks(n: int, rng: np.random.Generator) -> np.ndarray:
-        return rng.choice(np.array([-1.0, 1.0]), size=(check_n(n), 1))
+        return sample_directions(n, rng)
 
-    @staticmethod
-    def forward_rewards(tasks: np.ndarray, velocity: np.ndarray) -> np.ndarray:
-        return tasks[:, 0] * velocity
+    forward_rewards = staticmethod(direction_rewards)

@@ -124,5 +124,16 @@ def control_costs(actions: np.ndarray, weight: float) -> np.ndarray:
     return weight * (actions**2).sum(axis=-1)
 
 
-def check_n(n: int) -> int:
-    return check_count(n, "n")
+def sample_directions(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` directions, (n, 1): +1 or -1 with equal probability."""
+    return rng.choice(np.array([-1.0, 1.0]), size=(check_count(n, "n"), 1))
+
+
+def sample_speeds(n: int, rng: np.random.Generator, high: float) -> np.ndarray:
+    """``n`` goal velocities, (n, 1), uniform in [0, high]."""
+    return rng.uniform(0.0, high, size=(check_count(n, "n"), 1))
+
+
+def direction_rewards(tasks: np.ndarray, velocity: np.ndarray) -> np.ndarray:
+    """``d * v_x``: reward for running in the task's direction."""
+    return tasks[:, 0] * velocity

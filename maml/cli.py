@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -53,3 +53,15 @@ def parse_train_args(
         raise UsageError(f"--run-dir {run_dir} holds a run already; use --resume {run_dir}")
     run_path.mkdir(parents=True, exist_ok=True)
     return config, run_path, False
+
+
+def run_training(
+    train: Callable[[C, Path, bool], object], config: C, run_dir: Path, resume: bool
+) -> int:
+    """Train, mapping Ctrl-C (after its checkpoint) to exit status 130."""
+    try:
+        train(config, run_dir, resume)
+    except KeyboardInterrupt:
+        return 130
+    print(f"done: {run_dir}")
+    return 0

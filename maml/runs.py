@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,6 +93,21 @@ class StopRequest:
         self.signal = signum
         signal.signal(signum, self._previous[signum])  # a second one stops at once
 
+    def honour(self, save: Callable[[], None], done: int, run_dir: Path, progress: Any) -> None:
+        """If a stop was asked for: save, close the progress bar, say how to resume, and stop."""
+        if self.signal is None:
+            return
+        save()
+        progress.close()
+        print(f"stopped at iteration {done}; continue with --resume {run_dir}")
+        raise KeyboardInterrupt
+
     def __exit__(self, *exc) -> None:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
+
+
+def log_hyperparameters(writer: Any, config: Any) -> None:
+    """A run's settings as a table in TensorBoard's text tab."""
+    rows = "\n".join(f"|{k}|{v}|" for k, v in dataclasses.asdict(config).items())
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows)

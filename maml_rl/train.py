@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from maml.cli import parse_train_args
+from maml.cli import parse_train_args, run_training
 from maml.errors import run_cli
 from maml_rl.config import TrainConfig
 from maml_rl.trainer import train
@@ -19,12 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "env's preset in configs/ > built-in defaults (the MAML paper's locomotion settings).",
         name_field="env",
     )
-    try:
-        train(config, run_dir, resume=resume)
-    except KeyboardInterrupt:
-        return 130
-    print(f"done: {run_dir}")
-    return 0
+    return run_training(train, config, run_dir, resume)
 
 
 if __name__ == "__main__":

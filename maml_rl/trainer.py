@@ -15,7 +15,7 @@ from maml.checkpoint import load_checkpoint, save_checkpoint
 from maml.config import to_toml
 from maml.errors import TrainingError, UsageError
 from maml.learner import MAML
-from maml.runs import StopRequest, resolve_device
+from maml.runs import StopRequest, log_hyperparameters, resolve_device
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import Episodes, with_advantages
 from maml_rl.losses import reinforce_loss
@@ -67,6 +67,17 @@ def build(config: TrainConfig, device: torch.device) -> tuple[MAML, Sampler]:
     return learner, sampler
 
 
+def trpo_settings(config: TrainConfig) -> TRPOSettings:
+    return TRPOSettings(
+        config.max_kl,
+        config.cg_iterations,
+        config.cg_damping,
+        config.line_search_steps,
+        config.line_search_ratio,
+        config.fisher_fraction,
+    )
+
+
 def iteration_seeds(seed: int, iteration: int) -> np.random.SeedSequence:
     """Everything random in an iteration derives from (seed, iteration): resumes are exact."""
     return np.random.SeedSequence([seed, iteration])
@@ -101,14 +112,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
     """Meta-train into ``run_dir``, or resume the run there; returns the checkpoint's path."""
     device = resolve_device(config.device)
     learner, sampler = build(config, device)
-    settings = TRPOSettings(
-        config.max_kl,
-        config.cg_iterations,
-        config.cg_damping,
-        config.line_search_steps,
-        config.line_search_ratio,
-        config.fisher_fraction,
-    )
+    settings = trpo_settings(config)
     checkpoint_path = run_dir / "checkpoint.pt"
     start, elapsed = 0, 0.0
     if resume:
@@ -131,8 +135,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
 
     writer = SummaryWriter(run_dir, purge_step=start if resume else None)
     if not resume:
-        rows = "\n".join(f"|{k}|{v}|" for k, v in dataclasses.asdict(config).items())
-        writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows)
+        log_hyperparameters(writer, config)
     print(
         f"run {run_dir}: {config.env}, {config.meta_batch} tasks x {config.rollouts} episodes "
         f"x {sampler.horizon} steps, policy update on {device}"
@@ -182,11 +185,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
                 )
                 if done % config.checkpoint_every == 0 or done == config.iterations:
                     checkpoint(done)
-                if stop.signal is not None:
-                    checkpoint(done)
-                    progress.close()
-                    print(f"stopped at iteration {done}; continue with --resume {run_dir}")
-                    raise KeyboardInterrupt
+                stop.honour(lambda d=done: checkpoint(d), done, run_dir, progress)
     finally:
         progress.close()
         writer.close()

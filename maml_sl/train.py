@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from maml.cli import parse_train_args
+from maml.cli import parse_train_args, run_training
 from maml.errors import run_cli
 from maml_sl.config import TrainConfig
 from maml_sl.trainer import train
@@ -25,12 +25,7 @@ def parse(argv: Sequence[str] | None) -> tuple[TrainConfig, Path, bool]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config, run_dir, resume = parse(argv)
-    try:
-        train(config, run_dir, resume=resume)
-    except KeyboardInterrupt:
-        return 130
-    print(f"done: {run_dir}")
-    return 0
+    return run_training(train, config, run_dir, resume)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from maml.config import to_toml
 from maml.errors import TrainingError
 from maml.learner import MAML
 from maml.msl import msl_weights
-from maml.runs import StopRequest, resolve_device
+from maml.runs import StopRequest, log_hyperparameters, resolve_device
 from maml_sl.config import TrainConfig
 from maml_sl.tasks import TaskSetup, make_task
 
@@ -73,7 +73,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
 
     writer = SummaryWriter(run_dir, purge_step=start if resume else None)
     if not resume:
-        _log_hyperparameters(writer, config)
+        log_hyperparameters(writer, config)
     validation = _fixed_validation_tasks(setup, config, device)
     print(
         f"run {run_dir}: {config.task}, meta-objective path {learner.path} ({learner.path_reason})"
@@ -131,11 +131,9 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
                     _log_figure(writer, learner, setup, config, device, done)
                 if done % config.checkpoint_every == 0 or done == config.iterations:
                     checkpoint(done, generator.get_state())
-                if stop.signal is not None:
-                    checkpoint(done, generator.get_state())
-                    progress.close()
-                    print(f"stopped at iteration {done}; continue with --resume {run_dir}")
-                    raise KeyboardInterrupt
+                stop.honour(
+                    lambda d=done: checkpoint(d, generator.get_state()), done, run_dir, progress
+                )
     finally:
         progress.close()
         writer.close()
@@ -180,8 +178,3 @@ def _log_figure(writer, learner, setup, config, device, step: int) -> None:
 def _log_inner_lrs(writer: SummaryWriter, learner: MAML, step: int) -> None:
     for name, rate in learner.inner_lr.rates.items():
         writer.add_scalar(f"inner_lr/{name}", rate.detach().mean().item(), step)
-
-
-def _log_hyperparameters(writer: SummaryWriter, config: TrainConfig) -> None:
-    rows = "\n".join(f"|{k}|{v}|" for k, v in dataclasses.asdict(config).items())
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows)
