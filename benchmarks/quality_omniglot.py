@@ -69,7 +69,7 @@ def main() -> None:
         f"{config.meta_batch}, {config.inner_steps} inner step(s) of {config.inner_lr}, "
         f"{'first' if config.first_order else 'second'} order, {config.query} query images per "
         f"class in training ({TEST_QUERY} at test); trained in {minutes:.0f} minutes. "
-        f"Best accuracy {best:.1%} (aim {aim:.0%})."
+        f"Best accuracy {best:.2%} (aim {aim:.0%})."
     )
     print(table)
     print(summary)

@@ -30,8 +30,10 @@ def adapted_params(learner: MAML, train: list[Episodes]) -> Params:
     """Every task's parameters after one inner step per batch in ``train``: (tasks, ...) each."""
     params = {n: p.detach() for n, p in learner.meta_params().items()}
     support = PerStep(train)
-    with torch.no_grad():
-        return torch.func.vmap(lambda s: learner.adapt(params, s, steps=len(train)))(support)
+    with torch.no_grad():  # values only: first order computes the same parameters, cheaper
+        return torch.func.vmap(
+            lambda s: learner.adapt(params, s, steps=len(train), first_order=True)
+        )(support)
 
 
 def trpo_step(
