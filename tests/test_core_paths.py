@@ -140,3 +140,14 @@ def test_cuda_paths_agree_with_cpu():
         )
         for name in cpu:
             torch.testing.assert_close(gpu[name].cpu(), cpu[name], atol=1e-10, rtol=1e-8)
+
+
+def test_use_path_switches_for_a_block_and_restores():
+    learner = MAML(nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1)), cross_entropy)
+    assert learner.path == "vmap"
+    with learner.use_path("loop"):
+        assert learner.path == "loop"
+    assert learner.path == "vmap"
+    with pytest.raises(ValueError, match="unknown"), learner.use_path("fast"):
+        pass
+    assert learner.path == "vmap"
