@@ -219,7 +219,8 @@ def test_step_losses_can_measure_several_things_at_once(path):
 @pytest.mark.parametrize("path", ["vmap", "loop"])
 @pytest.mark.parametrize("first_order", [False, True])
 @pytest.mark.parametrize("weights", [None, [0.2, 0.3, 0.5]])
-def test_meta_backward_equals_backward_of_meta_loss(path, first_order, weights):
+@pytest.mark.parametrize("group", [1, 3, 4])
+def test_meta_backward_equals_backward_of_meta_loss(path, first_order, weights, group):
     learner = MAML(
         tiny_mlp(),
         mse,
@@ -232,7 +233,7 @@ def test_meta_backward_equals_backward_of_meta_loss(path, first_order, weights):
     support, query = regression_tasks(tasks=4)
     loss, expected = meta_grad(learner, support, query, step_weights=weights)
     learner.zero_grad()
-    got = learner.meta_backward(support, query, step_weights=weights)
+    got = learner.meta_backward(support, query, step_weights=weights, tasks_per_backward=group)
     assert not got.requires_grad
     torch.testing.assert_close(got, loss, rtol=1e-12, atol=1e-12)
     for name, p in learner.named_parameters():
@@ -248,6 +249,8 @@ def test_meta_backward_accumulates_like_backward_and_needs_gradients():
         torch.testing.assert_close(p.grad, 2 * once[name])
     with torch.no_grad(), pytest.raises(RuntimeError, match="no_grad"):
         learner.meta_backward(support, query)
+    with pytest.raises(ValueError, match="tasks_per_backward must be a positive int, got 0"):
+        learner.meta_backward(support, query, tasks_per_backward=0)
 
 
 @pytest.mark.parametrize("path", ["vmap", "loop"])
