@@ -18,10 +18,8 @@ import torch
 
 from benchmarks.results import write_section
 from maml.checkpoint import load_checkpoint
-from maml.runs import load_learner_state, mean_and_ci95, read_run
-from maml_rl.config import TrainConfig
-from maml_rl.evaluate import format_returns, returns_after_steps
-from maml_rl.trainer import build
+from maml.runs import mean_and_ci95
+from maml_rl.evaluate import format_returns, load_run, returns_after_steps
 
 # Finn et al. 2017, table in section 5.3: average return after 0, 1, 2, 3 steps (MAML).
 PAPER = {
@@ -46,12 +44,9 @@ def main() -> None:
     else:
         command = ["--env", args.env, "--run-dir", str(run), *extra]
     subprocess.run([sys.executable, "-m", "maml_rl.train", *command], check=True)
-    device = torch.device("cpu")
-    config, state = read_run(run, TrainConfig, device)
-    learner, sampler = build(config, device)
-    sampler.close()
-    load_learner_state(learner, state, run)
-    minutes = load_checkpoint(run / "checkpoint.pt")["elapsed"] / 60
+    learner, config = load_run(run, torch.device("cpu"))
+    state = load_checkpoint(run / "checkpoint.pt")
+    minutes = state["elapsed"] / 60
     returns = returns_after_steps(learner, config, args.tasks, 3, [0.1, 0.05], seed=1)
     ours = [mean_and_ci95(values)[0] for values in returns]
     paper = PAPER[args.env]

@@ -21,9 +21,17 @@ from maml.runs import DEVICES, load_learner_state, mean_and_ci95, read_run, reso
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import with_advantages
 from maml_rl.losses import reinforce_loss
-from maml_rl.trainer import build
+from maml_rl.trainer import build, build_learner
 
 TEST_SEED_OFFSET = 7_919  # test tasks come from a generator of their own
+
+
+def load_run(run_dir: str | Path, device: torch.device) -> tuple[MAML, TrainConfig]:
+    """The trained meta-learner of a run directory, and the run's configuration."""
+    config, state = read_run(run_dir, TrainConfig, device)
+    learner = build_learner(config, device)
+    load_learner_state(learner, state, run_dir)
+    return learner, config
 
 
 def returns_after_steps(
@@ -122,11 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--steps must be 0 or more, got {args.steps}")
     if any(s <= 0 for s in args.step_sizes):
         raise UsageError(f"--step-sizes must be positive, got {args.step_sizes}")
-    device = resolve_device(args.device)
-    config, state = read_run(args.run, TrainConfig, device)
-    learner, sampler = build(config, device)
-    sampler.close()
-    load_learner_state(learner, state, args.run)
+    learner, config = load_run(args.run, resolve_device(args.device))
     returns = returns_after_steps(
         learner, config, args.tasks, args.steps, args.step_sizes, args.seed, args.rollouts
     )

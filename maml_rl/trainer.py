@@ -11,6 +11,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from envs import family_class
 from maml.checkpoint import load_checkpoint, save_checkpoint
 from maml.config import to_toml
 from maml.errors import TrainingError, UsageError
@@ -39,30 +40,36 @@ def check_config(config: TrainConfig) -> None:
             )
 
 
+def build_learner(config: TrainConfig, device: torch.device) -> MAML:
+    """A freshly initialised meta-learner around the policy for the family's spaces."""
+    check_config(config)
+    env = family_class(config.env)()
+    torch.manual_seed(config.seed)
+    policy = make_policy(
+        env.observation_space,
+        env.action_space,
+        (config.hidden,) * config.depth,
+        config.activation,
+    ).to(device)
+    env.close()
+    return MAML(
+        policy,
+        reinforce_loss(type(policy)),
+        inner_steps=config.inner_steps,
+        inner_lr=config.inner_lr,
+        first_order=config.first_order,
+    )
+
+
 def build(config: TrainConfig, device: torch.device) -> tuple[MAML, Sampler]:
     """The sampler and a freshly initialised meta-learner around the policy."""
-    check_config(config)
+    learner = build_learner(config, device)
     sampler = Sampler(
         config.env,
         config.meta_batch,
         config.rollouts,
         horizon=config.horizon or None,
         nthread=config.nthread or None,
-    )
-    torch.manual_seed(config.seed)
-    env = sampler.env
-    policy = make_policy(
-        env.single_observation_space,
-        env.single_action_space,
-        (config.hidden,) * config.depth,
-        config.activation,
-    ).to(device)
-    learner = MAML(
-        policy,
-        reinforce_loss(type(policy)),
-        inner_steps=config.inner_steps,
-        inner_lr=config.inner_lr,
-        first_order=config.first_order,
     )
     return learner, sampler
 
