@@ -1,9 +1,34 @@
 #!/usr/bin/env bash
-# The short GPU check for a session lent a CUDA machine: the test suite (CUDA tests included)
-# and the sinusoid speed benchmark on the GPU, whose figures go to benchmarks/RESULTS.md.
-set -euo pipefail
+# The short GPU check for a session lent a CUDA machine: the CUDA tests, then the GPU rows of the
+# speed benchmarks (RL meta-iteration on cuda against cpu on the same machine, Omniglot paths,
+# sinusoid), written into benchmarks/RESULTS.md, which is copied to $OUT after every step. That
+# machine has no network: wheels for what its image lacks (gymnasium, mujoco, higher, torchopt)
+# travel in .whl/ (see the device tool's notes); without .whl/ the project is pip-installed.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install --quiet -e '.[test,bench]'
-python -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'"
-python -m pytest -q
-python -m benchmarks.speed_sinusoid --device cuda --repeats 100 --write
+OUT=${OUT:-/tmp/gpu-check}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+if [ -d .whl ]; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site:$PWD
+else
+    $PY -m pip install -q -e '.[test,bench]'
+fi
+export PYTHONUNBUFFERED=1
+step() {
+    local limit=$1
+    shift
+    echo "== $* (limit ${limit}s) $(date +%T)"
+    timeout "$limit" "$@"
+    echo "== rc $? $(date +%T)"
+    cp benchmarks/RESULTS.md "$OUT/"
+}
+nvidia-smi -L
+$PY -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"
+step 60 $PY -m pytest -q -p no:cacheprovider -m cuda tests
+step 120 $PY -m benchmarks.speed_rl --device cuda --iterations 2 --fractions 1.0 0.2 --write
+step 120 $PY -m benchmarks.speed_rl --device cpu --iterations 2 --fractions 1.0 0.2
+step 140 $PY -m benchmarks.speed_omniglot --device cuda --repeats 5 --write
+step 40 $PY -m benchmarks.speed_sinusoid --device cuda --repeats 100 --write
+step 90 $PY -m pytest -q -p no:cacheprovider -x tests

@@ -3,7 +3,9 @@ torchopt, with the identical conv4 network (BatchNorm with batch statistics), da
 
 Each measurement runs in a fresh process so that its peak resident memory is its own.
 
-    python -m benchmarks.speed_omniglot [--repeats 3] [--write]
+    python -m benchmarks.speed_omniglot [--repeats 3] [--device cpu] [--methods ...] [--write]
+
+On a GPU the peak is the CUDA allocator's (``torch.cuda.max_memory_allocated``), not the RSS.
 """
 
 from __future__ import annotations
@@ -32,13 +34,13 @@ QUERY = 15
 METHODS = ("ours (meta_backward)", "ours (loop)", "ours (vmap)", "higher", "torchopt")
 
 
-def episode(ways: int, meta_batch: int, seed: int = 0):
+def episode(ways: int, meta_batch: int, seed: int = 0, device: str = "cpu"):
     g = torch.Generator().manual_seed(seed)
     xs = torch.rand(meta_batch, ways, 1, 28, 28, generator=g)
     xq = torch.rand(meta_batch, ways * QUERY, 1, 28, 28, generator=g)
     ys = torch.arange(ways).expand(meta_batch, ways)
     yq = torch.arange(ways).repeat_interleave(QUERY).expand(meta_batch, ways * QUERY)
-    return (xs, ys), (xq, yq)
+    return (xs.to(device), ys.to(device)), (xq.to(device), yq.to(device))
 
 
 def step_fn(method: str, model, steps: int, lr: float, first_order: bool):
@@ -102,52 +104,72 @@ def _accumulate(model, grads) -> None:
         p.grad = g if p.grad is None else p.grad + g
 
 
-def measure_one(method: str, setting: str, first_order: bool, repeats: int) -> dict:
+def measure_one(
+    method: str, setting: str, first_order: bool, repeats: int, device: str = "cpu"
+) -> dict:
     cfg = SETTINGS[setting]
     torch.manual_seed(0)
-    model = conv4(1, cfg["ways"])
-    support, query = episode(cfg["ways"], cfg["meta_batch"])
+    model = conv4(1, cfg["ways"]).to(device)
+    support, query = episode(cfg["ways"], cfg["meta_batch"], device=device)
+    cuda = torch.device(device).type == "cuda"
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
     try:
         step = step_fn(method, model, cfg["steps"], cfg["lr"], first_order)
     except ValueError as error:  # e.g. vmap refused: second order through BatchNorm
         return {"error": str(error).split(":")[0]}
     model.zero_grad()
     step(support, query)  # warm-up, and the gradient to compare
-    grads = [p.grad.flatten() for p in model.parameters()]
+    grads = torch.cat([p.grad.flatten() for p in model.parameters()]).cpu()
     times = []
     for _ in range(repeats):
         model.zero_grad()
+        sync()
         start = time.perf_counter()
         step(support, query)
+        sync()
         times.append(time.perf_counter() - start)
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if cuda
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
     return {
         "seconds": statistics.median(times),
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "grad": torch.cat(grads)[:: max(1, len(torch.cat(grads)) // 2000)].tolist(),
+        "peak_mb": peak,
+        "grad": grads[:: max(1, len(grads) // 2000)].tolist(),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     parser.add_argument("--one", nargs=3, metavar=("METHOD", "SETTING", "ORDER"), help="internal")
     args = parser.parse_args()
     if args.one:
         method, setting, order = args.one
-        print(json.dumps(measure_one(method, setting, order == "first", args.repeats)))
+        result = measure_one(method, setting, order == "first", args.repeats, args.device)
+        print(json.dumps(result))
         return
     rows = []
     for setting in SETTINGS:
         for order in ("second", "first"):
             reference = None
-            for method in METHODS:
+            for method in args.methods:
                 command = [
                     sys.executable,
                     "-m",
                     "benchmarks.speed_omniglot",
                     "--repeats",
                     str(args.repeats),
+                    "--device",
+                    args.device,
                     "--one",
                     method,
                     setting,
@@ -168,7 +190,8 @@ def main() -> None:
                 rows.append((setting, order, method, result))
                 print(setting, order, method, result, flush=True)
     if args.write:
-        table = ["| setting | order | method | s / meta-iteration | peak RSS MB | max grad diff |"]
+        peak = "peak CUDA MB" if args.device.startswith("cuda") else "peak RSS MB"
+        table = [f"| setting | order | method | s / meta-iteration | {peak} | max grad diff |"]
         table.append("|---|---|---|---|---|---|")
         for setting, order, method, r in rows:
             if "error" in r:
@@ -181,10 +204,12 @@ def main() -> None:
         body = "\n".join(table) + (
             f"\n\nconv4 (64 filters, stride 2, BatchNorm with batch statistics), {QUERY} query "
             "images per class, random 28x28 inputs; meta-batch 32 (5-way, 1 step of 0.4) and 16 "
-            "(20-way, 5 steps of 0.1). Peak RSS includes the Python process and torch. "
+            "(20-way, 5 steps of 0.1). Peak RSS includes the Python process and torch; on a GPU "
+            "the peak is the CUDA allocator's. "
             "ours (loop) and ours (vmap) call meta_loss(...).backward(), keeping all tasks' graphs."
         )
-        write_section("speed_omniglot (cpu)", body, __spec__.name)
+        device = torch.device(args.device).type
+        write_section(f"speed_omniglot ({device})", body, __spec__.name)
 
 
 if __name__ == "__main__":

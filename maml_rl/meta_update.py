@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 import torch
 from torch.nn.utils import vector_to_parameters
-from torch.utils._pytree import tree_map
 
 from maml import MAML, PerStep
 from maml.inner_loop import Params
 from maml_rl.episodes import Episodes
+from maml_rl.fisher import gauss_newton_fvp
 from maml_rl.losses import surrogate_and_kl
-from maml_rl.trpo import conjugate_gradient, fisher_vector_product, flat, line_search
+from maml_rl.trpo import conjugate_gradient, flat, line_search
 
 
 @dataclass
@@ -47,12 +47,14 @@ def trpo_step(
 
     The surrogate and KL of each task come from the core's meta-objective: adapt on the task's
     train episodes (second order unless the learner is first order), then measure on its valid
-    episodes. The Fisher-vector products use ``fisher_fraction`` of each task's valid episodes.
+    episodes. The Fisher-vector products are those of ``maml_rl.fisher.gauss_newton_fvp`` on
+    ``fisher_fraction`` of each task's train and valid episodes; the surrogate's gradient and the
+    line search's surrogate and KL use all of them.
     """
     policy = type(learner.model)
     measure = surrogate_and_kl(policy)
     support = PerStep(train)
-    params = [p for p in learner.parameters() if p.requires_grad]
+    params = list(learner.meta_params().values())  # the order of the Fisher's vectors
 
     def measures(valid_episodes: Episodes) -> torch.Tensor:  # mean over tasks: [surrogate, kl]
         values = learner.step_losses(support, valid_episodes, record=False, measure=measure)
@@ -60,14 +62,11 @@ def trpo_step(
 
     surrogate = measures(valid)[0]
     gradient = flat(torch.autograd.grad(surrogate, params))
-    fisher_valid = _subset(valid, settings.fisher_fraction, generator)
-    # Double backward through the adaptation: the loop over tasks measured faster than vmap per
-    # Fisher-vector product on 2 CPU cores (halfcheetah-vel preset 1.5 s vs 4.5 s, navigation-2d
-    # preset 0.40 s vs 0.70 s).
-    with learner.use_path("loop"):
-        fvp = fisher_vector_product(measures(fisher_valid)[1], params, settings.cg_damping)
-        direction = conjugate_gradient(fvp, gradient, settings.cg_iterations)
-        curvature = 0.5 * (direction @ fvp(direction))
+    fvp = gauss_newton_fvp(
+        learner, train, valid, measure, settings.fisher_fraction, settings.cg_damping, generator
+    )
+    direction = conjugate_gradient(fvp, gradient, settings.cg_iterations)
+    curvature = 0.5 * (direction @ fvp(direction))
     start = flat(params).detach().clone()
     stats = {"surrogate_before": surrogate.item(), "gradient_norm": gradient.norm().item()}
     if not curvature > 0:  # no descent direction (e.g. a zero gradient)
@@ -97,13 +96,3 @@ def trpo_step(
         "line_search_steps": float(result.steps),
         "accepted": float(result.accepted),
     }
-
-
-def _subset(episodes: Episodes, fraction: float, generator: torch.Generator) -> Episodes:
-    """A random ``fraction`` of each task's episodes (the same rollout indices for every task)."""
-    rollouts = episodes.mask.shape[1]
-    keep = max(1, round(fraction * rollouts))
-    if keep >= rollouts:
-        return episodes
-    index = torch.randperm(rollouts, generator=generator)[:keep].to(episodes.mask.device)
-    return tree_map(lambda x: x.index_select(1, index), episodes)

@@ -1,5 +1,6 @@
-"""The pieces of a TRPO step, independent of MAML: Fisher-vector products, conjugate gradient,
-and a backtracking line search under a KL constraint (Schulman et al. 2015)."""
+"""The pieces of a TRPO step, independent of MAML: flat parameter vectors, conjugate gradient,
+and a backtracking line search under a KL constraint (Schulman et al. 2015). The Fisher-vector
+products of the post-adaptation KL are in ``maml_rl.fisher``."""
 
 from __future__ import annotations
 
@@ -20,22 +21,6 @@ def unflat(vector: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
         out.append(vector[start : start + t.numel()].view_as(t))
         start += t.numel()
     return out
-
-
-def fisher_vector_product(
-    kl: Tensor, params: Sequence[Tensor], damping: float
-) -> Callable[[Tensor], Tensor]:
-    """``v -> (H + damping I) v`` with H the Hessian of ``kl`` in ``params`` (double backprop).
-
-    At the current parameters the KL's gradient vanishes and its Hessian is the Fisher matrix.
-    """
-    grads = flat(torch.autograd.grad(kl, params, create_graph=True))
-
-    def product(vector: Tensor) -> Tensor:
-        hv = torch.autograd.grad(grads @ vector, params, retain_graph=True)
-        return flat(hv) + damping * vector
-
-    return product
 
 
 def conjugate_gradient(

@@ -5,10 +5,15 @@ import pytest
 import torch
 from torch.distributions import Categorical, Normal, kl_divergence
 
+from maml import MAML
 from maml_rl.baseline import baseline_values, features, fit_linear_baseline
+from maml_rl.episodes import Episodes
+from maml_rl.fisher import gauss_newton_fvp, subset
+from maml_rl.losses import reinforce_loss, surrogate_and_kl
+from maml_rl.meta_update import adapted_params
 from maml_rl.policies import CategoricalPolicy, GaussianPolicy
 from maml_rl.returns import discounted_returns, gae
-from maml_rl.trpo import conjugate_gradient, fisher_vector_product, flat, line_search, unflat
+from maml_rl.trpo import conjugate_gradient, flat, line_search, unflat
 
 
 def episodes(tasks=2, rollouts=3, horizon=6, seed=0):
@@ -79,30 +84,135 @@ def test_conjugate_gradient_solves_an_spd_system():
     torch.testing.assert_close(x, torch.linalg.solve(spd, b), rtol=1e-7, atol=1e-9)
 
 
-def test_fisher_vector_product_equals_the_explicit_hessian_of_the_kl():
-    torch.manual_seed(0)
+def _fisher_problem(inner_steps, first_order, seed=0):
+    """A tiny Gaussian policy, random train episodes per inner step, and valid episodes whose
+    "old" outputs are the adapted policy's own (where the KL's gradient vanishes)."""
+    torch.manual_seed(seed)
     policy = GaussianPolicy(3, 2, hidden=(4,), activation="tanh").double()
-    obs = torch.randn(10, 3, dtype=torch.float64)
-    params = list(policy.parameters())
-    shifted = [p.detach() + 0.1 * torch.randn_like(p) for p in params]  # away from the minimum too
-    with torch.no_grad():
-        for p, s in zip(params, shifted, strict=True):
-            p.copy_(s)
-    old = policy(obs).detach()
+    learner = MAML(
+        policy,
+        reinforce_loss(GaussianPolicy),
+        inner_steps=inner_steps,
+        inner_lr=0.3,
+        first_order=first_order,
+    )
+    g = torch.Generator().manual_seed(seed)
 
-    def kl_of(vector):
-        state = dict(
-            zip([n for n, _ in policy.named_parameters()], unflat(vector, params), strict=True)
+    def batch(tasks=2, rollouts=4, horizon=3):
+        obs = torch.randn(tasks, rollouts, horizon, 3, generator=g, dtype=torch.float64)
+        mask = torch.ones(tasks, rollouts, horizon, dtype=torch.float64)
+        mask[:, 0, 2] = 0
+        act = torch.randn(tasks, rollouts, horizon, 2, generator=g, dtype=torch.float64)
+        adv = torch.randn(tasks, rollouts, horizon, generator=g, dtype=torch.float64)
+        out = torch.zeros(tasks, rollouts, horizon, 4, dtype=torch.float64)
+        return Episodes(obs, act, torch.zeros_like(adv), mask, out, adv)
+
+    train = [batch() for _ in range(inner_steps)]
+    adapted = adapted_params(learner, train)
+    valid = batch()
+    outputs = torch.func.vmap(lambda p, o: torch.func.functional_call(policy, p, (o,)))(
+        adapted, valid.observations
+    )
+    return learner, train, valid._replace(outputs=outputs.detach())
+
+
+def _explicit_gauss_newton(learner, train, valid, train_hessian_on, valid_hessian_on):
+    """mean over tasks of J^T F J from explicit Hessian matrices (hand-written adaptation)."""
+    names = list(learner.meta_params())
+    like = list(learner.meta_params().values())
+    theta = flat(like).detach()
+    loss, lr = learner.task_loss, 0.3
+
+    def forward(vector):
+        return lambda x: torch.func.functional_call(
+            learner.model, dict(zip(names, unflat(vector, like), strict=True)), (x,)
         )
-        return GaussianPolicy.kl(old, torch.func.functional_call(policy, state, (obs,))).mean()
 
-    theta = flat(params).detach()
-    hessian = torch.autograd.functional.hessian(kl_of, theta)
-    product = fisher_vector_product(
-        GaussianPolicy.kl(old, policy(obs)).mean(), params, damping=1e-3
+    def task_of(episodes, t):
+        return Episodes(*(x[t] for x in episodes))
+
+    total = 0
+    for t in range(valid.mask.shape[0]):
+        point, jacobian = theta, torch.eye(theta.numel(), dtype=theta.dtype)
+        for k, episodes in enumerate(train):
+            sub = task_of(train_hessian_on[k], t)
+            h = torch.autograd.functional.hessian(lambda v, e=sub: loss(forward(v), e), point)
+            if not learner.first_order:
+                jacobian = (torch.eye(theta.numel(), dtype=theta.dtype) - lr * h) @ jacobian
+            v = point.clone().requires_grad_()
+            step = torch.autograd.grad(loss(forward(v), task_of(episodes, t)), v)[0]
+            point = (point - lr * step).detach()
+        e = task_of(valid_hessian_on, t)
+
+        def kl(v, e=e):
+            out = forward(v)(e.observations)
+            return (GaussianPolicy.kl(e.outputs, out) * e.mask).sum() / e.mask.sum()
+
+        fisher = torch.autograd.functional.hessian(kl, point)
+        total = total + jacobian.T @ fisher @ jacobian
+    return total / valid.mask.shape[0]
+
+
+@pytest.mark.parametrize("inner_steps,first_order", [(1, False), (2, False), (2, True)])
+def test_post_adaptation_fisher_equals_the_hessian_of_the_kl_through_adaptation(
+    inner_steps, first_order
+):
+    learner, train, valid = _fisher_problem(inner_steps, first_order)
+    names = list(learner.meta_params())
+    like = list(learner.meta_params().values())
+    theta = flat(like).detach()
+
+    def kl_through_adaptation(vector):  # hand-written differentiable adaptation, then the KL
+        total = 0
+        for t in range(valid.mask.shape[0]):
+            params = dict(zip(names, unflat(vector, like), strict=True))
+            for episodes in train:
+                e = Episodes(*(x[t] for x in episodes))
+                value = learner.task_loss(
+                    lambda x, p=params: torch.func.functional_call(learner.model, p, (x,)), e
+                )
+                grads = torch.autograd.grad(
+                    value, list(params.values()), create_graph=not first_order
+                )
+                params = {n: p - 0.3 * g for (n, p), g in zip(params.items(), grads, strict=True)}
+            e = Episodes(*(x[t] for x in valid))
+            out = torch.func.functional_call(learner.model, params, (e.observations,))
+            total = total + (GaussianPolicy.kl(e.outputs, out) * e.mask).sum() / e.mask.sum()
+        return total / valid.mask.shape[0]
+
+    hessian = torch.autograd.functional.hessian(kl_through_adaptation, theta)
+    product = gauss_newton_fvp(
+        learner,
+        train,
+        valid,
+        surrogate_and_kl(GaussianPolicy),
+        fraction=1.0,
+        damping=1e-3,
+        generator=torch.Generator().manual_seed(0),
     )
     v = torch.randn_like(theta)
-    torch.testing.assert_close(product(v), hessian @ v + 1e-3 * v, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(product(v), hessian @ v + 1e-3 * v, rtol=1e-7, atol=1e-10)
+
+
+def test_subsampled_fisher_is_gauss_newton_on_the_subsets_at_the_exact_adapted_point():
+    learner, train, valid = _fisher_problem(2, False, seed=1)
+    product = gauss_newton_fvp(
+        learner,
+        train,
+        valid,
+        surrogate_and_kl(GaussianPolicy),
+        fraction=0.5,
+        damping=0.0,
+        generator=torch.Generator().manual_seed(3),
+    )
+    g = torch.Generator().manual_seed(3)  # the same draws: each train step's subset, then valid
+    train_subsets = [subset(e, 0.5, g) for e in train]
+    valid_subset = subset(valid, 0.5, g)
+    assert train_subsets[0].mask.shape[1] == 2
+    expected = _explicit_gauss_newton(learner, train, valid, train_subsets, valid_subset)
+    v = torch.randn(expected.shape[0], dtype=torch.float64)
+    torch.testing.assert_close(product(v), expected @ v, rtol=1e-7, atol=1e-10)
+    assert torch.linalg.eigvalsh(expected).min() > -1e-10  # a Fisher estimate stays PSD
 
 
 def test_line_search_keeps_kl_and_improvement():
