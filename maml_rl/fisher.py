@@ -37,20 +37,26 @@ def subset(episodes: Episodes, fraction: float, generator: torch.Generator) -> E
     return tree_map(lambda x: x.index_select(1, index), episodes)
 
 
-def _task(episodes: Episodes, t: int) -> Episodes:
-    return tree_map(lambda x: x[t], episodes)
+def _tasks(episodes: Episodes, chunk: slice) -> Episodes:
+    return tree_map(lambda x: x[chunk], episodes)
 
 
 def _gradient(
     learner: MAML, loss: Callable, params: dict[str, Tensor], batch: Episodes, graph: bool
 ) -> tuple[list[Tensor], list[Tensor]]:
-    """Leaves at ``params`` and the loss gradient there (differentiable again with ``graph``)."""
+    """Leaves at ``params`` (leading task axis) and each task's loss gradient at its own leaves,
+    differentiable again with ``graph``."""
     leaves = [p.detach().requires_grad_() for p in params.values()]
-    value = loss(learner.functional(dict(zip(params, leaves, strict=True))), batch)
+    named = dict(zip(params, leaves, strict=True))
+    if batch.mask.shape[0] == 1:  # one task: no vmap
+        value = loss(learner.functional({n: p[0] for n, p in named.items()}), _tasks(batch, 0))
+    else:
+        value = torch.func.vmap(lambda p, e: loss(learner.functional(p), e))(named, batch).sum()
     return leaves, list(torch.autograd.grad(value, leaves, create_graph=graph))
 
 
 def _hvp(graph: tuple[list[Tensor], list[Tensor]], vector: list[Tensor]) -> list[Tensor]:
+    """Each task's Hessian times its own slice of ``vector`` (leading task axis)."""
     leaves, grads = graph
     live = [i for i, g in enumerate(grads) if g.requires_grad]
     out = torch.autograd.grad(
@@ -71,12 +77,14 @@ def gauss_newton_fvp(
     fraction: float,
     damping: float,
     generator: torch.Generator,
+    tasks_per_product: int | None = 1,
 ) -> Callable[[Tensor], Tensor]:
     """``v -> (mean over tasks of J^T F J + damping I) v`` over the learner's meta-parameters.
 
     ``train[k]`` are the episodes of inner step k, ``valid`` those sampled after adaptation,
     all with a leading task axis; ``measure(forward, episodes)`` returns ``[surrogate, kl]``.
-    Each Hessian-vector product uses ``fraction`` of each task's episodes.
+    Each Hessian-vector product uses ``fraction`` of each task's episodes, and takes
+    ``tasks_per_product`` tasks at once under vmap (``None``: all; 1: a loop over tasks).
     """
     if any(p.requires_grad for p in learner.inner_lr.parameters()):
         raise ValueError("the Gauss-Newton Fisher needs fixed inner step sizes, not learned ones")
@@ -84,30 +92,37 @@ def gauss_newton_fvp(
     lrs = [learner.inner_lr.at_step(k) for k in range(len(train))]
     subsets = [subset(e, fraction, generator) for e in train]
     valid_subset = subset(valid, fraction, generator)
+    task_count = valid.mask.shape[0]
+    size = task_count if tasks_per_product is None else tasks_per_product
+    if size < 1:
+        raise ValueError(f"tasks_per_product must be positive or None, got {tasks_per_product}")
 
     def kl(forward: Callable, episodes: Episodes) -> Tensor:
         return measure(forward, episodes)[1]
 
-    # Per task: the graphs of each inner step's gradient on its subset at that step's exact
-    # parameters, and of the KL's gradient at the adapted parameters; built once, reused by
+    # Per chunk of tasks: the graphs of each inner step's gradient on its subset at that step's
+    # exact parameters, and of the KL's gradient at the adapted parameters; built once, reused by
     # every product of the conjugate-gradient solve.
-    tasks: list[tuple[list, tuple]] = []
-    for t in range(valid.mask.shape[0]):
-        params, steps = meta, []
+    chunks: list[tuple[int, list, tuple]] = []
+    for start in range(0, task_count, size):
+        chunk = slice(start, min(start + size, task_count))
+        count = chunk.stop - chunk.start
+        params, steps = {n: p.expand(count, *p.shape) for n, p in meta.items()}, []
         for k, episodes in enumerate(train):
+            full = _tasks(episodes, chunk)
             if not learner.first_order:  # first-order MAML takes J = I
-                steps.append(
-                    _gradient(learner, learner.task_loss, params, _task(subsets[k], t), True)
-                )
+                part = _tasks(subsets[k], chunk)
+                steps.append(_gradient(learner, learner.task_loss, params, part, True))
             if not learner.first_order and subsets[k] is episodes:
                 grads = steps[-1][1]
             else:
-                grads = _gradient(learner, learner.task_loss, params, _task(episodes, t), False)[1]
+                grads = _gradient(learner, learner.task_loss, params, full, False)[1]
             params = {
                 n: (p - lrs[k][n] * g).detach()
                 for (n, p), g in zip(params.items(), grads, strict=True)
             }
-        tasks.append((steps, _gradient(learner, kl, params, _task(valid_subset, t), True)))
+        valid_part = _tasks(valid_subset, chunk)
+        chunks.append((count, steps, _gradient(learner, kl, params, valid_part, True)))
 
     shapes = list(meta.values())
 
@@ -115,15 +130,15 @@ def gauss_newton_fvp(
         pieces = list(vector.split([p.numel() for p in shapes]))
         v = [x.view_as(p) for x, p in zip(pieces, shapes, strict=True)]
         total = torch.zeros_like(vector)
-        for steps, kl_graph in tasks:
-            u = v
+        for count, steps, kl_graph in chunks:
+            u = [x.expand(count, *x.shape) for x in v]
             for k, graph in enumerate(steps):  # J v
                 u = [x - lrs[k][n] * h for x, h, n in zip(u, _hvp(graph, u), meta, strict=True)]
             w = _hvp(kl_graph, u)  # F J v
             for k in reversed(range(len(steps))):  # J^T F J v (each J_k is symmetric)
                 hw = _hvp(steps[k], w)
                 w = [x - lrs[k][n] * h for x, h, n in zip(w, hw, meta, strict=True)]
-            total += flat(w)
-        return total / len(tasks) + damping * vector
+            total += flat([x.sum(0) for x in w])
+        return total / task_count + damping * vector
 
     return product

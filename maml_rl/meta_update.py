@@ -24,6 +24,7 @@ class TRPOSettings:
     line_search_steps: int = 15
     line_search_ratio: float = 0.8
     fisher_fraction: float = 1.0
+    fisher_tasks_per_product: int | None = 1  # tasks under vmap per Fisher product; None: all
 
 
 def adapted_params(learner: MAML, train: list[Episodes]) -> Params:
@@ -63,7 +64,14 @@ def trpo_step(
     surrogate = measures(valid)[0]
     gradient = flat(torch.autograd.grad(surrogate, params))
     fvp = gauss_newton_fvp(
-        learner, train, valid, measure, settings.fisher_fraction, settings.cg_damping, generator
+        learner,
+        train,
+        valid,
+        measure,
+        settings.fisher_fraction,
+        settings.cg_damping,
+        generator,
+        settings.fisher_tasks_per_product,
     )
     direction = conjugate_gradient(fvp, gradient, settings.cg_iterations)
     curvature = 0.5 * (direction @ fvp(direction))

@@ -153,9 +153,10 @@ def _explicit_gauss_newton(learner, train, valid, train_hessian_on, valid_hessia
     return total / valid.mask.shape[0]
 
 
+@pytest.mark.parametrize("tasks_per_product", [1, None])
 @pytest.mark.parametrize("inner_steps,first_order", [(1, False), (2, False), (2, True)])
 def test_post_adaptation_fisher_equals_the_hessian_of_the_kl_through_adaptation(
-    inner_steps, first_order
+    inner_steps, first_order, tasks_per_product
 ):
     learner, train, valid = _fisher_problem(inner_steps, first_order)
     names = list(learner.meta_params())
@@ -189,12 +190,16 @@ def test_post_adaptation_fisher_equals_the_hessian_of_the_kl_through_adaptation(
         fraction=1.0,
         damping=1e-3,
         generator=torch.Generator().manual_seed(0),
+        tasks_per_product=tasks_per_product,
     )
     v = torch.randn_like(theta)
     torch.testing.assert_close(product(v), hessian @ v + 1e-3 * v, rtol=1e-7, atol=1e-10)
 
 
-def test_subsampled_fisher_is_gauss_newton_on_the_subsets_at_the_exact_adapted_point():
+@pytest.mark.parametrize("tasks_per_product", [1, None])
+def test_subsampled_fisher_is_gauss_newton_on_the_subsets_at_the_exact_adapted_point(
+    tasks_per_product,
+):
     learner, train, valid = _fisher_problem(2, False, seed=1)
     product = gauss_newton_fvp(
         learner,
@@ -204,6 +209,7 @@ def test_subsampled_fisher_is_gauss_newton_on_the_subsets_at_the_exact_adapted_p
         fraction=0.5,
         damping=0.0,
         generator=torch.Generator().manual_seed(3),
+        tasks_per_product=tasks_per_product,
     )
     g = torch.Generator().manual_seed(3)  # the same draws: each train step's subset, then valid
     train_subsets = [subset(e, 0.5, g) for e in train]
