@@ -35,8 +35,11 @@ class TrainConfig:
     cg_damping: float = _f(1e-5, "damping added to the Fisher matrix", positive=True)
     line_search_steps: int = _f(15, "backtracking steps of the line search", positive=True)
     line_search_ratio: float = _f(0.8, "step shrink factor of the line search", positive=True)
+    # halfcheetah-vel preset, 2 CPU cores (benchmarks/RESULTS.md, speed_rl): at 0.2 a TRPO step
+    # takes 7.6 s instead of 23.6 s, its direction has cosine 0.88 with the full-Fisher step and
+    # it improves the surrogate 85% as much.
     fisher_fraction: float = _f(
-        1.0, "fraction of each task's episodes the Fisher-vector products use", positive=True
+        0.2, "fraction of each task's episodes the Fisher-vector products use", positive=True
     )
     seed: int = _f(0, "random seed (policy initialisation, tasks, episodes)")
     device: str = _f(

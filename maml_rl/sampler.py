@@ -31,6 +31,12 @@ class Sampler:
     ``sample`` runs the policy with shared parameters (before adaptation) or with each task's own
     (a leading task axis on every tensor, evaluated under ``vmap``) and returns the episodes as
     tensors (tasks, rollouts, horizon, ...) on the CPU.
+
+    Continuous policies act in [-1, 1] per dimension, rescaled to the env's action box (as the
+    MAML authors' code does with rllab's ``normalize``): the identity for the MuJoCo families,
+    whose boxes are [-1, 1], and a factor 0.1 for navigation-2d's [-0.1, 0.1]. A Gaussian
+    policy's initial standard deviation of 1 is then a tenth of a step there, not ten steps.
+    Episodes hold the policy's own actions.
     """
 
     def __init__(
@@ -47,6 +53,7 @@ class Sampler:
             env, meta_batch * rollouts, max_episode_steps=horizon, nthread=nthread
         )
         self.horizon = self.env.horizon
+        self._action_center, self._action_half = _box_rescaling(self.env.single_action_space)
         self.threads = torch_threads_while_sampling
         self.steps_taken = 0
 
@@ -78,9 +85,10 @@ class Sampler:
                 observations = torch.as_tensor(obs, dtype=torch.float32).view(tasks, rollouts, -1)
                 outputs = outputs_of(observations)
                 actions = policy.sample(outputs, generator)
-                obs, rewards, terminated, _, _ = self.env.step(
-                    actions.reshape(tasks * rollouts, -1).double().numpy()
-                )
+                env_actions = actions.reshape(tasks * rollouts, -1).double().numpy()
+                if self._action_half is not None:
+                    env_actions = self._action_center + self._action_half * env_actions
+                obs, rewards, terminated, _, _ = self.env.step(env_actions)
                 columns["obs"].append(observations)
                 columns["act"].append(actions)
                 columns["out"].append(outputs)
@@ -104,3 +112,15 @@ class Sampler:
 
     def close(self) -> None:
         self.env.close()
+
+
+def _box_rescaling(space) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Center and half-width mapping [-1, 1] onto a bounded Box; (None, None) where that is
+    the identity, the space is discrete or a bound is infinite."""
+    low, high = getattr(space, "low", None), getattr(space, "high", None)
+    if low is None or not (np.isfinite(low).all() and np.isfinite(high).all()):
+        return None, None
+    center, half = (high + low) / 2.0, (high - low) / 2.0
+    if (center == 0).all() and (half == 1).all():
+        return None, None
+    return center.astype(np.float64), half.astype(np.float64)

@@ -39,6 +39,18 @@ def tiny_batch(inner_steps=1, env="navigation-2d", seed=0):
     return config, learner, sampler, train, valid
 
 
+def test_policy_actions_in_unit_box_are_rescaled_to_the_env_box():
+    # navigation-2d's box is [-0.1, 0.1]: a policy action a moves the point by 0.1 * clip(a, -1, 1)
+    _, _, sampler, train, _ = tiny_batch()
+    episodes = train[0]
+    moved = episodes.observations[:, :, 1:] - episodes.observations[:, :, :-1]
+    expected = 0.1 * episodes.actions[:, :, :-1].clamp(-1, 1)
+    alive = episodes.mask[:, :, 1:].bool()
+    assert alive.sum() > 50 and (episodes.actions.abs() > 1).any()
+    torch.testing.assert_close(moved[alive], expected[alive], rtol=0, atol=1e-6)
+    sampler.close()
+
+
 @pytest.mark.parametrize("inner_steps", [1, 2])
 def test_vmapped_adaptation_equals_a_loop_over_tasks(inner_steps):
     from torch.utils._pytree import tree_map
