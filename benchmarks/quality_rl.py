@@ -19,7 +19,7 @@ import torch
 from benchmarks.results import write_section
 from maml.checkpoint import load_checkpoint
 from maml.runs import mean_and_ci95
-from maml_rl.evaluate import format_returns, load_run, returns_after_steps
+from maml_rl.evaluate import default_step_sizes, format_returns, load_run, returns_after_steps
 
 # Finn et al. 2017, table in section 5.3: average return after 0, 1, 2, 3 steps (MAML).
 PAPER = {
@@ -47,7 +47,8 @@ def main() -> None:
     learner, config = load_run(run, torch.device("cpu"))
     state = load_checkpoint(run / "checkpoint.pt")
     minutes = state["elapsed"] / 60
-    returns = returns_after_steps(learner, config, args.tasks, 3, [0.1, 0.05], seed=1)
+    step_sizes = default_step_sizes(config)
+    returns = returns_after_steps(learner, config, args.tasks, 3, step_sizes, seed=1)
     ours = [mean_and_ci95(values)[0] for values in returns]
     paper = PAPER[args.env]
     table = ["| | 0 steps | 1 step | 2 steps | 3 steps |", "|---|---|---|---|---|"]
@@ -56,7 +57,7 @@ def main() -> None:
     summary = (
         f"{args.env}: {state['iteration']} meta-iterations of {config.meta_batch} tasks x "
         f"{config.rollouts} episodes, trained in {minutes:.0f} minutes on this machine; "
-        f"{args.tasks} new test tasks, step sizes 0.1 then 0.05."
+        f"{args.tasks} new test tasks, step sizes {step_sizes[0]:g} then {step_sizes[1]:g}."
     )
     print(format_returns(returns))
     print(summary)

@@ -34,6 +34,12 @@ def load_run(run_dir: str | Path, device: torch.device) -> tuple[MAML, TrainConf
     return learner, config
 
 
+def default_step_sizes(config: TrainConfig) -> list[float]:
+    """The run's inner lr for the first step, half of it after (the paper: 0.1 then 0.05; the
+    authors' navigation test with its 0.5 training step: 0.5 then 0.25)."""
+    return [config.inner_lr, config.inner_lr / 2]
+
+
 def returns_after_steps(
     learner: MAML,
     config: TrainConfig,
@@ -115,8 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--step-sizes",
         type=float,
         nargs="+",
-        default=[0.1, 0.05],
-        help="inner step size per step; the last repeats",
+        help="inner step size per step, the last repeats (default: the run's inner lr, then half "
+        "of it: the paper's 0.1 then 0.05)",
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the test tasks and episodes")
     parser.add_argument("--plot", metavar="FILE.png", help="save returns per step as a plot")
@@ -128,11 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"--{name} must be positive, got {value}")
     if args.steps < 0:
         raise UsageError(f"--steps must be 0 or more, got {args.steps}")
-    if any(s <= 0 for s in args.step_sizes):
+    if args.step_sizes is not None and any(s <= 0 for s in args.step_sizes):
         raise UsageError(f"--step-sizes must be positive, got {args.step_sizes}")
     learner, config = load_run(args.run, resolve_device(args.device))
+    step_sizes = args.step_sizes or default_step_sizes(config)
     returns = returns_after_steps(
-        learner, config, args.tasks, args.steps, args.step_sizes, args.seed, args.rollouts
+        learner, config, args.tasks, args.steps, step_sizes, args.seed, args.rollouts
     )
     print(f"{config.env}: {args.tasks} test tasks")
     print(format_returns(returns))
