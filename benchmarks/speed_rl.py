@@ -37,8 +37,8 @@ def main() -> None:
         "--tasks-per-product",
         type=int,
         nargs="+",
-        default=[1],
-        help="tasks under vmap per Fisher product (0: all)",
+        default=[0],
+        help="tasks under vmap per Fisher product (0: all, the trainer's default)",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")

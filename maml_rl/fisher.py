@@ -22,7 +22,7 @@ from torch.utils._pytree import tree_map
 
 from maml import MAML
 from maml_rl.episodes import Episodes
-from maml_rl.trpo import flat
+from maml_rl.trpo import flat, unflat
 
 Measure = Callable[..., Tensor]
 
@@ -109,13 +109,13 @@ def gauss_newton_fvp(
         count = chunk.stop - chunk.start
         params, steps = {n: p.expand(count, *p.shape) for n, p in meta.items()}, []
         for k, episodes in enumerate(train):
-            full = _tasks(episodes, chunk)
             if not learner.first_order:  # first-order MAML takes J = I
                 part = _tasks(subsets[k], chunk)
                 steps.append(_gradient(learner, learner.task_loss, params, part, True))
-            if not learner.first_order and subsets[k] is episodes:
+            if steps and subsets[k] is episodes:  # all episodes: the step's gradient is there
                 grads = steps[-1][1]
             else:
+                full = _tasks(episodes, chunk)
                 grads = _gradient(learner, learner.task_loss, params, full, False)[1]
             params = {
                 n: (p - lrs[k][n] * g).detach()
@@ -127,8 +127,7 @@ def gauss_newton_fvp(
     shapes = list(meta.values())
 
     def product(vector: Tensor) -> Tensor:
-        pieces = list(vector.split([p.numel() for p in shapes]))
-        v = [x.view_as(p) for x, p in zip(pieces, shapes, strict=True)]
+        v = unflat(vector, shapes)
         total = torch.zeros_like(vector)
         for count, steps, kl_graph in chunks:
             u = [x.expand(count, *x.shape) for x in v]
