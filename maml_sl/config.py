@@ -24,6 +24,7 @@ class TrainConfig:
     cache_dir: str = _f("", "folder for a cache of the decoded images (image tasks)")
     train_on: str = _f("", "comma-separated sets/alphabets to meta-train on (Omniglot)")
     test_on: str = _f("", "comma-separated sets/alphabets to meta-test on (Omniglot)")
+    shift: int = _f(0, "random translation of meta-training images, at most this many pixels")
     ways: int = _f(5, "classes per task, N (classification)", positive=True)
     iterations: int = _f(50_000, "meta-iterations (outer updates)", positive=True)
     meta_batch: int = _f(25, "tasks per meta-iteration", positive=True)

@@ -121,6 +121,42 @@ def test_rotations_turn_every_image_of_a_class_the_same_way(omniglot_dir):
             assert any(torch.equal(image, torch.rot90(o, turns[0])) for o in originals)
 
 
+def _shifted(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``image`` (H, W[, C]) moved down by dy and right by dx, zero fill (the plain reference)."""
+    out = torch.zeros_like(image)
+    h, w = image.shape[:2]
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+        max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
+    return out
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_shift_translates_each_image_by_its_own_offset_within_bounds(colour):
+    shape = (3, 4, 10, 10, 3) if colour else (3, 4, 10, 10)
+    images = torch.randint(
+        1, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    tasks = FewShotTasks(images, torch.full((3,), 4), ways=3, shift=2)
+    (xs, ys), (xq, yq) = tasks.sample(5, 1, 3, torch.Generator().manual_seed(1))
+    x = torch.cat([xs, xq], 1)
+    offsets = set()
+    for image in x.movedim(2, -1).flatten(0, 1):  # (H, W, C)
+        image = image if colour else image[..., 0]
+        found = [
+            (dy, dx)
+            for o in images.flatten(0, 1).float() / 255
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+            if torch.equal(image, _shifted(o, dy, dx))
+        ]
+        assert len(found) == 1
+        offsets.add(found[0])
+    assert len(offsets) > 10  # offsets are drawn per image
+    with pytest.raises(UsageError, match="shift 5 must be at least 0 and below half"):
+        FewShotTasks(images, torch.full((3,), 4), ways=3, shift=5)
+
+
 def test_too_few_classes_or_images_are_named():
     images = torch.zeros(3, 4, 28, 28, dtype=torch.uint8)
     with pytest.raises(UsageError, match="3 classes, fewer than --ways 5"):

@@ -100,7 +100,12 @@ def _image_task(config, device, parts, model, image: ImageFormat, rotations: boo
         if not part.names:
             raise UsageError(f"the {name} split of {config.data} is empty; give more classes")
         tasks = FewShotTasks(
-            part.images.to(device), part.counts, config.ways, rotations, name=f"{name} split"
+            part.images.to(device),
+            part.counts,
+            config.ways,
+            rotations,
+            name=f"{name} split",
+            shift=config.shift if name == "train" else 0,
         )
         tasks.check_sizes(config.shots, config.query, f"the {name} split of {config.data}")
         samplers[name] = tasks

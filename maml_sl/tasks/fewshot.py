@@ -15,15 +15,29 @@ class FewShotTasks:
 
     ``counts[c]`` images of class c are real (the rest is padding). With ``rotations`` every class
     also appears rotated by 90, 180 and 270 degrees as a class of its own (the MAML paper's
-    Omniglot augmentation). Images come out as float in [0, 1], shaped (T, N*K, C, H, W), with
-    labels 0..N-1 assigned to the task's classes in random order.
+    Omniglot augmentation). With ``shift`` > 0 every sampled image is translated by its own random
+    offset of at most ``shift`` pixels in each direction (zero fill). Images come out as float in
+    [0, 1], shaped (T, N*K, C, H, W), with labels 0..N-1 assigned to the task's classes in random
+    order.
     """
 
     def __init__(
-        self, images: Tensor, counts: Tensor, ways: int, rotations: bool = False, name: str = ""
+        self,
+        images: Tensor,
+        counts: Tensor,
+        ways: int,
+        rotations: bool = False,
+        name: str = "",
+        shift: int = 0,
     ) -> None:
         if images.dtype != torch.uint8:
             raise ValueError(f"images must be uint8, got {images.dtype}")
+        if shift < 0 or 2 * shift >= min(images.shape[2:4]):
+            raise UsageError(
+                f"shift {shift} must be at least 0 and below half the image size "
+                f"{tuple(images.shape[2:4])}"
+            )
+        self.shift = shift
         self.images = images
         self.counts = counts.to(images.device)
         self.ways = ways
@@ -61,6 +75,8 @@ class FewShotTasks:
         if self.rotations:
             turns = chosen // self.images.shape[0]
             x = _rotate(x, turns)
+        if self.shift:
+            x = _translate(x, self.shift, generator)
         x = x.float().div_(255)
         x = x.unsqueeze(3) if x.dim() == 5 else x.movedim(-1, 3)  # (T, N, K+Q, C, H, W)
         labels = torch.arange(n, device=device).view(1, n, 1).expand(n_tasks, n, per_class)
@@ -77,3 +93,16 @@ def _rotate(x: Tensor, turns: Tensor) -> Tensor:
         if mask.any():
             out[mask] = torch.rot90(x[mask], k, dims=(-2, -1))
     return out
+
+
+def _translate(x: Tensor, shift: int, generator: torch.Generator) -> Tensor:
+    """Translate every image of (T, N, K, H, W[, C]) by its own offset in [-shift, shift]^2."""
+    h, w = x.shape[3], x.shape[4]
+    flat = x.reshape(-1, h, w, x.shape[5] if x.dim() == 6 else 1)  # (M, H, W, C)
+    m = flat.shape[0]
+    offsets = torch.randint(-shift, shift + 1, (m, 2), generator=generator, device=x.device)
+    padded = torch.nn.functional.pad(flat, (0, 0, shift, shift, shift, shift))
+    rows = offsets[:, :1] + shift + torch.arange(h, device=x.device)  # (M, H)
+    cols = offsets[:, 1:] + shift + torch.arange(w, device=x.device)  # (M, W)
+    index = torch.arange(m, device=x.device)[:, None, None]
+    return padded[index, rows[:, :, None], cols[:, None, :]].reshape(x.shape)
