@@ -97,7 +97,11 @@ def trpo_step(
         return surrogate_value.item(), kl.item()
 
     result = line_search(
-        evaluate, settings.max_kl, settings.line_search_steps, settings.line_search_ratio
+        evaluate,
+        settings.max_kl,
+        settings.line_search_steps,
+        settings.line_search_ratio,
+        start=stats["surrogate_before"],  # the surrogate at the start, computed above
     )
     vector_to_parameters(start - result.fraction * full_step, params)
     return {

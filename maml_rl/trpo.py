@@ -58,14 +58,16 @@ def line_search(
     max_kl: float,
     steps: int = 15,
     ratio: float = 0.8,
+    start: float | None = None,
 ) -> LineSearchResult:
     """Backtrack along a step until the surrogate improves with KL <= ``max_kl``.
 
     ``evaluate(fraction)`` applies ``fraction`` of the full step and returns (surrogate loss, KL);
-    ``evaluate(0.0)`` is the loss where the search starts. The caller restores the parameters when
-    the result is not accepted.
+    the search starts from the loss ``start``, ``evaluate(0.0)``'s unless given. The caller
+    restores the parameters when the result is not accepted.
     """
-    start, _ = evaluate(0.0)
+    if start is None:
+        start, _ = evaluate(0.0)
     fraction = 1.0
     for step in range(steps):
         loss, kl = evaluate(fraction)

@@ -236,6 +236,11 @@ def test_line_search_keeps_kl_and_improvement():
     rejected = line_search(lambda f: (1.0 + f, 0.0), max_kl=0.01)  # every step is worse
     assert not rejected.accepted and rejected.fraction == 0.0
 
+    # a given start loss replaces evaluate(0.0): the same search, one evaluation fewer
+    calls = []
+    given = line_search(lambda f: calls.append(f) or evaluate(f), 0.01, start=evaluate(0.0)[0])
+    assert given == result and 0.0 not in calls
+
 
 def test_policy_densities_match_torch_distributions():
     torch.manual_seed(0)
