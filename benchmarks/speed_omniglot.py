@@ -4,6 +4,11 @@ torchopt, with the identical conv4 network (BatchNorm with batch statistics), da
 Each measurement runs in a fresh process so that its peak resident memory is its own.
 
     python -m benchmarks.speed_omniglot [--repeats 3] [--device cpu] [--methods ...] [--write]
+    python -m benchmarks.speed_omniglot --kernels [--methods ...] [--write]
+
+``--kernels`` profiles one meta-iteration per method instead and reports which share of the
+operator time the network's own kernels take (convolution, BatchNorm, ReLU, the linear head and
+the loss, forward and backward): what no meta-learning library can make faster.
 
 On a GPU the peak is the CUDA allocator's (``torch.cuda.max_memory_allocated``), not the RSS.
 """
@@ -144,18 +149,76 @@ def measure_one(
     }
 
 
+NETWORK_KERNELS = ("conv", "mkldnn", "batch_norm", "threshold", "relu", "clamp_min", "addmm", "mm")
+NETWORK_KERNELS += ("softmax", "nll_loss")
+
+
+def kernel_share(method: str, setting: str, first_order: bool) -> dict:
+    """Share of one meta-iteration's self operator time (CPU) spent in the network's kernels."""
+    cfg = SETTINGS[setting]
+    torch.manual_seed(0)
+    model = conv4(1, cfg["ways"])
+    support, query = episode(cfg["ways"], cfg["meta_batch"])
+    try:
+        step = step_fn(method, model, cfg["steps"], cfg["lr"], first_order)
+    except ValueError as error:
+        return {"error": str(error).split(":")[0]}
+    step(support, query)  # warm-up
+    model.zero_grad()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        step(support, query)
+    events = [e for e in profile.key_averages() if e.key.startswith("aten::")]
+    total = sum(e.self_cpu_time_total for e in events)
+    network = sum(
+        e.self_cpu_time_total
+        for e in events
+        if any(k in e.key.removeprefix("aten::") for k in NETWORK_KERNELS)
+    )
+    return {"seconds": total / 1e6, "network": network / total}
+
+
+def kernels(methods: list[str], write: bool) -> None:
+    table = ["| setting | order | method | operator s | network kernels |", "|---|---|---|---|---|"]
+    for setting in SETTINGS:
+        for order in ("second", "first"):
+            for method in methods:
+                r = kernel_share(method, setting, order == "first")
+                row = (
+                    f"| {setting} | {order} | {method} | {r['error']} | |"
+                    if "error" in r
+                    else f"| {setting} | {order} | {method} | {r['seconds']:.2f} | "
+                    f"{r['network']:.0%} |"
+                )
+                print(row, flush=True)
+                table.append(row)
+    if write:
+        body = "\n".join(table) + (
+            "\n\nOne profiled meta-iteration per row (after a warm-up), same network, data and "
+            "start as the timings above. Operator s: the self time of all aten operators; network "
+            "kernels: the share of it in convolution, BatchNorm, ReLU, the linear head and the "
+            "loss (forward and backward), the arithmetic every method must do. The rest is "
+            "copies, the inner SGD updates, sums and views, and (second order) the elementwise "
+            "operations that BatchNorm's double backward is composed of."
+        )
+        write_section("speed_omniglot kernels (cpu)", body, __spec__.name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    parser.add_argument("--kernels", action="store_true", help="profile the network's share")
     parser.add_argument("--one", nargs=3, metavar=("METHOD", "SETTING", "ORDER"), help="internal")
     args = parser.parse_args()
     if args.one:
         method, setting, order = args.one
         result = measure_one(method, setting, order == "first", args.repeats, args.device)
         print(json.dumps(result))
+        return
+    if args.kernels:
+        kernels(args.methods, args.write)
         return
     rows = []
     for setting in SETTINGS:
