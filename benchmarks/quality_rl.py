@@ -4,7 +4,7 @@ tasks after 0, 1, 2 and 3 inner steps, with the wall-clock training time.
 Long runs: start it in the background; if it stops, run the same command again and training
 resumes from the run's checkpoint.
 
-    python -m benchmarks.quality_rl --env navigation-2d [--iterations N] [--write]
+    python -m benchmarks.quality_rl --env navigation-2d [--iterations N] [--rollouts N] [--write]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.results import write_section
+from envs import family_class
 from maml.checkpoint import load_checkpoint
 from maml.runs import mean_and_ci95
 from maml_rl.evaluate import default_step_sizes, format_returns, load_run, returns_after_steps
@@ -27,18 +28,26 @@ PAPER = {
     "halfcheetah-vel": (-129.5, -78.6, -66.6, -60.8),
     "halfcheetah-dir": (-50.7, 293.2, 313.5, 315.7),
 }
+# The authors' test scripts adapt on 4000 env steps per step (VPG batch_size=4000;
+# cbfinn/maml_rl maml_examples/test_maml_point.py and test_maml_cheetah.py): 40 episodes of
+# 100 steps for navigation, 20 of 200 for HalfCheetah.
+TEST_STEPS_PER_STEP = 4000
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", choices=sorted(PAPER), default="navigation-2d")
     parser.add_argument("--iterations", type=int, help="meta-iterations (the preset's by default)")
+    parser.add_argument(
+        "--rollouts", type=int, help="episodes per task in training (the preset's by default)"
+    )
     parser.add_argument("--run", help="run directory (default runs/bench-rl-ENV)")
     parser.add_argument("--tasks", type=int, default=40)
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
     run = Path(args.run or f"runs/bench-rl-{args.env}")
     extra = ["--iterations", str(args.iterations)] if args.iterations else []
+    extra += ["--rollouts", str(args.rollouts)] if args.rollouts else []
     if (run / "checkpoint.pt").exists():
         command = ["--resume", str(run), *extra]
     else:
@@ -48,7 +57,8 @@ def main() -> None:
     state = load_checkpoint(run / "checkpoint.pt")
     minutes = state["elapsed"] / 60
     step_sizes = default_step_sizes(config)
-    returns = returns_after_steps(learner, config, args.tasks, 3, step_sizes, seed=1)
+    rollouts = TEST_STEPS_PER_STEP // (config.horizon or family_class(config.env).horizon)
+    returns = returns_after_steps(learner, config, args.tasks, 3, step_sizes, 1, rollouts)
     ours = [mean_and_ci95(values)[0] for values in returns]
     paper = PAPER[args.env]
     table = ["| | 0 steps | 1 step | 2 steps | 3 steps |", "|---|---|---|---|---|"]
@@ -57,7 +67,8 @@ def main() -> None:
     summary = (
         f"{args.env}: {state['iteration']} meta-iterations of {config.meta_batch} tasks x "
         f"{config.rollouts} episodes, trained in {minutes:.0f} minutes on this machine; "
-        f"{args.tasks} new test tasks, step sizes {step_sizes[0]:g} then {step_sizes[1]:g}."
+        f"{args.tasks} new test tasks, {rollouts} episodes per task and step, step sizes "
+        f"{step_sizes[0]:g} then {step_sizes[1]:g}."
     )
     print(format_returns(returns))
     print(summary)
