@@ -50,8 +50,9 @@ class HalfCheetahVel(_HalfCheetahTask):
 
     ## Rewards
     ``-|v_x - v_goal| - 0.05 * |a|^2``, with ``v_x`` the torso's forward velocity over the env step
-    (x position after minus before, over ``dt`` = 0.05 s). ``info`` holds the task, ``x_velocity``
-    and the terms ``reward_forward`` and ``reward_ctrl``.
+    (x position after minus before, over ``dt`` = 0.05 s; 0.01 s with ``frame_skip=1``, the MAML
+    authors' rllab HalfCheetah, whose 200-step episodes last 2 s). ``info`` holds the task,
+    ``x_velocity`` and the terms ``reward_forward`` and ``reward_ctrl``.
 
     ## Episode end
     Never terminates; truncated at 200 steps by the registered time limit.

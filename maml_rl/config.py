@@ -22,6 +22,9 @@ class TrainConfig:
     meta_batch: int = _f(40, "tasks per meta-iteration", positive=True)
     rollouts: int = _f(20, "episodes per task per sampling", positive=True)
     horizon: int = _f(0, "episode length; 0 takes the family's (100 or 200)")
+    frame_skip: int = _f(
+        0, "MuJoCo physics steps per env step; 0 takes Gymnasium's (5, an env step of 0.05 s)"
+    )
     inner_steps: int = _f(1, "inner policy-gradient steps, fresh episodes for each", positive=True)
     inner_lr: float = _f(0.1, "inner step size", positive=True)
     first_order: bool = _f(False, "first-order MAML (drop second derivatives)")

@@ -32,11 +32,12 @@ class Sampler:
     (a leading task axis on every tensor, evaluated under ``vmap``) and returns the episodes as
     tensors (tasks, rollouts, horizon, ...) on the CPU.
 
-    Continuous policies act in [-1, 1] per dimension, rescaled to the env's action box (as the
-    MAML authors' code does with rllab's ``normalize``): the identity for the MuJoCo families,
-    whose boxes are [-1, 1], and a factor 0.1 for navigation-2d's [-0.1, 0.1]. A Gaussian
-    policy's initial standard deviation of 1 is then a tenth of a step there, not ten steps.
-    Episodes hold the policy's own actions.
+    Continuous policies act in [-1, 1] per dimension, rescaled to the env's action box and clipped
+    to it (as the MAML authors' code does with rllab's ``normalize``): the identity for the
+    MuJoCo families, whose boxes are [-1, 1], and a factor 0.1 for navigation-2d's [-0.1, 0.1].
+    A Gaussian policy's initial standard deviation of 1 is then a tenth of a step there, not ten
+    steps, and a MuJoCo env's control cost sees the torques it applies, not the raw samples.
+    Episodes hold the policy's own actions. ``env_kwargs`` go to the env (``frame_skip``, say).
     """
 
     def __init__(
@@ -47,13 +48,18 @@ class Sampler:
         horizon: int | None = None,
         nthread: int | None = None,
         torch_threads_while_sampling: int = 1,
+        env_kwargs: dict | None = None,
     ) -> None:
         self.meta_batch, self.rollouts = meta_batch, rollouts
         self.env = BatchedTaskEnv(
-            env, meta_batch * rollouts, max_episode_steps=horizon, nthread=nthread
+            env,
+            meta_batch * rollouts,
+            max_episode_steps=horizon,
+            nthread=nthread,
+            **(env_kwargs or {}),
         )
         self.horizon = self.env.horizon
-        self._action_center, self._action_half = _box_rescaling(self.env.single_action_space)
+        self._action_bounds = _box_bounds(self.env.single_action_space)
         self.threads = torch_threads_while_sampling
         self.steps_taken = 0
 
@@ -86,8 +92,11 @@ class Sampler:
                 outputs = outputs_of(observations)
                 actions = policy.sample(outputs, generator)
                 env_actions = actions.reshape(tasks * rollouts, -1).double().numpy()
-                if self._action_half is not None:
-                    env_actions = self._action_center + self._action_half * env_actions
+                if self._action_bounds is not None:
+                    low, high = self._action_bounds
+                    env_actions = np.clip(
+                        (high + low) / 2 + (high - low) / 2 * env_actions, low, high
+                    )
                 obs, rewards, terminated, _, _ = self.env.step(env_actions)
                 columns["obs"].append(observations)
                 columns["act"].append(actions)
@@ -114,13 +123,9 @@ class Sampler:
         self.env.close()
 
 
-def _box_rescaling(space) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Center and half-width mapping [-1, 1] onto a bounded Box; (None, None) where that is
-    the identity, the space is discrete or a bound is infinite."""
+def _box_bounds(space) -> tuple[np.ndarray, np.ndarray] | None:
+    """A Box's finite bounds as float64; None where the space is discrete or a bound is infinite."""
     low, high = getattr(space, "low", None), getattr(space, "high", None)
     if low is None or not (np.isfinite(low).all() and np.isfinite(high).all()):
-        return None, None
-    center, half = (high + low) / 2.0, (high - low) / 2.0
-    if (center == 0).all() and (half == 1).all():
-        return None, None
-    return center.astype(np.float64), half.astype(np.float64)
+        return None
+    return low.astype(np.float64), high.astype(np.float64)

@@ -33,10 +33,16 @@ def check_config(config: TrainConfig) -> None:
         raise UsageError(f"--gae-lambda must be in [0, 1], got {config.gae_lambda}")
     if not 0 < config.gamma <= 1:
         raise UsageError(f"--gamma must be in (0, 1], got {config.gamma}")
-    for name in ("horizon", "nthread"):
+    if config.frame_skip and config.env == "navigation-2d":
+        raise UsageError(
+            f"--frame-skip applies to the MuJoCo families only, not navigation-2d; got "
+            f"{config.frame_skip} (use 0)"
+        )
+    for name in ("horizon", "frame_skip", "nthread"):
         if getattr(config, name) < 0:
             raise UsageError(
-                f"--{name} must be 0 (the default) or positive, got {getattr(config, name)}"
+                f"--{name.replace('_', '-')} must be 0 (the default) or positive, "
+                f"got {getattr(config, name)}"
             )
 
 
@@ -70,6 +76,7 @@ def build(config: TrainConfig, device: torch.device) -> tuple[MAML, Sampler]:
         config.rollouts,
         horizon=config.horizon or None,
         nthread=config.nthread or None,
+        env_kwargs={"frame_skip": config.frame_skip} if config.frame_skip else None,
     )
     return learner, sampler
 

@@ -173,6 +173,25 @@ def test_task_distributions_match_the_paper():
         assert directions.mean() == pytest.approx(0, abs=0.1)
 
 
+def test_halfcheetah_with_frame_skip_one_steps_0_01_s_like_the_single_env():
+    """The MAML authors' HalfCheetah (rllab: one physics step of 0.01 s per env step)."""
+    batch = BatchedTaskEnv("halfcheetah-vel", 2, max_episode_steps=30, nthread=2, frame_skip=1)
+    tasks = batch.sample_tasks(2, np.random.default_rng(5))
+    batch.set_tasks(tasks)
+    batch.reset(seed=3)
+    singles = singles_like(batch, tasks, seed=3, frame_skip=1)
+    assert singles[0].dt == pytest.approx(0.01)
+    rng = np.random.default_rng(6)
+    for _ in range(30):
+        actions = actions_for(batch, rng, scale=0.5)
+        observations, rewards, _, _, infos = batch.step(actions)
+        for i, single in enumerate(singles):
+            obs, reward, _, _, info = single.step(actions[i])
+            np.testing.assert_array_equal(observations[i], obs)
+            assert rewards[i] == reward and infos["x_velocity"][i] == info["x_velocity"]
+    batch.close()
+
+
 def test_halfcheetah_vel_reward_by_hand():
     env = HalfCheetahVel(task=[1.5])
     env.reset(seed=0)

@@ -51,6 +51,22 @@ def test_policy_actions_in_unit_box_are_rescaled_to_the_env_box():
     sampler.close()
 
 
+def test_env_gets_actions_clipped_to_its_box_and_episodes_keep_the_policys_own():
+    # As rllab's normalize: HalfCheetah's control cost sees the clipped torques.
+    config = TrainConfig(env="halfcheetah-vel", meta_batch=2, rollouts=3, horizon=6, hidden=8)
+    config.frame_skip, config.device, config.nthread = 1, "cpu", 1
+    learner, sampler = build(config, torch.device("cpu"))
+    sent = []
+    step = sampler.env.step
+    sampler.env.step = lambda actions: sent.append(actions.copy()) or step(actions)
+    episodes = sampler.sample(learner.model, learner.meta_params(), per_task=False, seed=0)
+    sent = torch.as_tensor(np.stack(sent, axis=1)).view(2, 3, 6, -1)
+    own = episodes.actions.double()
+    assert (own.abs() > 1).any() and (sent.abs() <= 1).all()
+    torch.testing.assert_close(sent, own.clamp(-1, 1), rtol=0, atol=0)
+    sampler.close()
+
+
 @pytest.mark.parametrize("inner_steps", [1, 2])
 def test_vmapped_adaptation_equals_a_loop_over_tasks(inner_steps):
     from torch.utils._pytree import tree_map
@@ -152,6 +168,8 @@ def test_every_preset_runs_two_iterations_and_resume_continues_exactly(tmp_path)
         (["--env", "cheetah"], "--env 'cheetah' is not allowed"),
         (["--meta-batch", "0"], "--meta-batch must be positive"),
         (["--fisher-fraction", "1.5"], "--fisher-fraction must be in"),
+        (["--frame-skip", "-1"], "--frame-skip must be 0 (the default) or positive, got -1"),
+        (["--env", "navigation-2d", "--frame-skip", "2"], "MuJoCo families only"),
     ],
 )
 def test_bad_settings_exit_2_with_a_message(args, message, capsys, tmp_path):
