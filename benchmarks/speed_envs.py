@@ -4,7 +4,7 @@ The physics limit is ``mujoco.rollout`` alone advancing all copies (no observati
 Python per copy); the batched env adds observations, rewards and infos as array operations;
 the single-env line steps Gymnasium-style envs one by one in a Python loop.
 
-    python -m benchmarks.speed_envs [--copies 400 800] [--seconds 3] [--write]
+    python -m benchmarks.speed_envs [--copies 400 800] [--frame-skip 5] [--seconds 3] [--write]
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def rate(step, copies: int, seconds: float) -> float:
     return calls * copies / (time.perf_counter() - start)
 
 
-def physics_limit(family: str, copies: int, nthread: int, seconds: float) -> float:
-    batch = BatchedTaskEnv(family, copies, nthread=nthread)
+def physics_limit(family: str, copies: int, nthread: int, seconds: float, **kwargs) -> float:
+    batch = BatchedTaskEnv(family, copies, nthread=nthread, **kwargs)
     batch.reset(seed=0)
     physics = batch._physics
     pool = rollout.Rollout(nthread=nthread)
@@ -59,8 +59,8 @@ def physics_limit(family: str, copies: int, nthread: int, seconds: float) -> flo
     return result
 
 
-def batched(family: str, copies: int, nthread: int, seconds: float) -> float:
-    batch = BatchedTaskEnv(family, copies, nthread=nthread, max_episode_steps=10**9)
+def batched(family: str, copies: int, nthread: int, seconds: float, **kwargs) -> float:
+    batch = BatchedTaskEnv(family, copies, nthread=nthread, max_episode_steps=10**9, **kwargs)
     batch.set_tasks(batch.sample_tasks(copies, np.random.default_rng(0)))
     batch.reset(seed=0)
     actions = 0.3 * np.random.default_rng(1).uniform(-1, 1, size=batch.action_space.shape)
@@ -69,9 +69,9 @@ def batched(family: str, copies: int, nthread: int, seconds: float) -> float:
     return result
 
 
-def singles(family: str, copies: int, seconds: float) -> float:
+def singles(family: str, copies: int, seconds: float, **kwargs) -> float:
     cls = envs.family_class(family)
-    pool = [cls() for _ in range(copies)]
+    pool = [cls(**kwargs) for _ in range(copies)]
     for i, env in enumerate(pool):
         env.reset(seed=i)
     actions = 0.3 * np.random.default_rng(1).uniform(
@@ -89,34 +89,44 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", nargs="+", default=["halfcheetah-vel", "ant-vel"])
     parser.add_argument("--copies", type=int, nargs="+", default=[400, 800])
+    parser.add_argument(
+        "--frame-skip", type=int, default=5, help="physics steps per env step (Gymnasium's 5)"
+    )
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
+    kwargs = {"frame_skip": args.frame_skip}
     rows = ["| family | copies | MuJoCo threads | physics limit | batched env | % of limit |"]
     rows.append("|---|---|---|---|---|---|")
     single_rows = []
     for family in args.families:
         for copies in args.copies:
             for nthread in (1, 2):
-                limit = physics_limit(family, copies, nthread, args.seconds)
-                ours = batched(family, copies, nthread, args.seconds)
+                limit = physics_limit(family, copies, nthread, args.seconds, **kwargs)
+                ours = batched(family, copies, nthread, args.seconds, **kwargs)
                 line = (
                     f"| {family} | {copies} | {nthread} | {limit:,.0f} | {ours:,.0f} | "
                     f"{100 * ours / limit:.0f}% |"
                 )
                 print(line, flush=True)
                 rows.append(line)
-        single = singles(family, 50, args.seconds)
+        single = singles(family, 50, args.seconds, **kwargs)
         single_rows.append(f"- {family}: {single:,.0f} env steps/s")
         print(single_rows[-1], flush=True)
     body = (
-        "Env steps per second (one env step = 5 physics steps), random actions.\n\n"
+        f"Env steps per second (one env step = {args.frame_skip} physics steps), random "
+        "actions.\n\n"
         + "\n".join(rows)
         + "\n\nSingle envs of the same family stepped one after another in Python "
         "(the Gymnasium way, 50 copies):\n" + "\n".join(single_rows)
     )
     if args.write:
-        write_section("speed_envs (cpu)", body, __spec__.name)
+        name = (
+            "speed_envs (cpu)"
+            if args.frame_skip == 5
+            else f"speed_envs (cpu, frame_skip {args.frame_skip})"
+        )
+        write_section(name, body, __spec__.name)
 
 
 if __name__ == "__main__":
