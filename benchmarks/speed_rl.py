@@ -64,7 +64,7 @@ def main() -> None:
         for fraction, chunk in settings:
             learner.load_state_dict(start)
             trpo = dataclasses.replace(
-                trpo_settings(config),
+                trpo_settings(config, device),
                 fisher_fraction=fraction,
                 fisher_tasks_per_product=chunk or None,
             )

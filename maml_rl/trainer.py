@@ -27,8 +27,11 @@ from maml_rl.sampler import Sampler
 
 def check_config(config: TrainConfig) -> None:
     """Bounds the dataclass metadata cannot say."""
-    if not 0 < config.fisher_fraction <= 1:
-        raise UsageError(f"--fisher-fraction must be in (0, 1], got {config.fisher_fraction}")
+    if not 0 <= config.fisher_fraction <= 1:
+        raise UsageError(
+            f"--fisher-fraction must be in (0, 1], or 0 for the device's default; got "
+            f"{config.fisher_fraction}"
+        )
     if not 0 <= config.gae_lambda <= 1:
         raise UsageError(f"--gae-lambda must be in [0, 1], got {config.gae_lambda}")
     if not 0 < config.gamma <= 1:
@@ -81,14 +84,16 @@ def build(config: TrainConfig, device: torch.device) -> tuple[MAML, Sampler]:
     return learner, sampler
 
 
-def trpo_settings(config: TrainConfig) -> TRPOSettings:
+def trpo_settings(config: TrainConfig, device: torch.device) -> TRPOSettings:
+    """The TRPO settings of ``config``, with the Fisher fraction of ``device`` where it is 0."""
+    fraction = config.fisher_fraction or (1.0 if device.type == "cuda" else 0.2)
     return TRPOSettings(
         config.max_kl,
         config.cg_iterations,
         config.cg_damping,
         config.line_search_steps,
         config.line_search_ratio,
-        config.fisher_fraction,
+        fraction,
     )
 
 
@@ -126,7 +131,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
     """Meta-train into ``run_dir``, or resume the run there; returns the checkpoint's path."""
     device = resolve_device(config.device)
     learner, sampler = build(config, device)
-    settings = trpo_settings(config)
+    settings = trpo_settings(config, device)
     checkpoint_path = run_dir / "checkpoint.pt"
     start, elapsed = 0, 0.0
     if resume:

@@ -162,6 +162,17 @@ def test_every_preset_runs_two_iterations_and_resume_continues_exactly(tmp_path)
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
 
 
+def test_fisher_fraction_defaults_by_device_and_keeps_a_given_one():
+    from maml_rl.trainer import trpo_settings
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert trpo_settings(TrainConfig(), cpu).fisher_fraction == 0.2
+    assert trpo_settings(TrainConfig(), cuda).fisher_fraction == 1.0
+    given = TrainConfig(fisher_fraction=0.5)
+    assert trpo_settings(given, cpu).fisher_fraction == trpo_settings(given, cuda).fisher_fraction
+    assert trpo_settings(given, cpu).fisher_fraction == 0.5
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
