@@ -58,10 +58,20 @@ def parse_train_args(
 def run_training(
     train: Callable[[C, Path, bool], object], config: C, run_dir: Path, resume: bool
 ) -> int:
-    """Train, mapping Ctrl-C (after its checkpoint) to exit status 130."""
+    """Train, mapping Ctrl-C (after its checkpoint) to exit status 130; a start that fails
+    before writing anything (bad data, say) leaves no empty run directory behind."""
     try:
         train(config, run_dir, resume)
     except KeyboardInterrupt:
+        _remove_if_empty(run_dir)
         return 130
+    except Exception:
+        _remove_if_empty(run_dir)
+        raise
     print(f"done: {run_dir}")
     return 0
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    if run_dir.is_dir() and not any(run_dir.iterdir()):
+        run_dir.rmdir()

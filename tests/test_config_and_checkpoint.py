@@ -111,3 +111,22 @@ def test_multi_step_loss_weights_follow_the_maml_plus_plus_schedule():
     middle = msl_weights(4, 0.5)
     assert middle[0] == pytest.approx(0.125) and sum(middle) == pytest.approx(1.0)
     assert msl_weights(1, 0.3) == [1.0]
+
+
+def test_a_failed_start_leaves_no_empty_run_directory(tmp_path):
+    from maml.cli import run_training
+
+    def failing(config, run_dir, resume):
+        raise UsageError("--data-dir nowhere does not exist")
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UsageError):
+        run_training(failing, None, empty, False)
+    assert not empty.exists()
+    written = tmp_path / "written"
+    written.mkdir()
+    (written / "config.toml").write_text("")
+    with pytest.raises(UsageError):
+        run_training(failing, None, written, False)
+    assert (written / "config.toml").is_file()
