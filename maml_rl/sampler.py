@@ -59,7 +59,7 @@ class Sampler:
             **(env_kwargs or {}),
         )
         self.horizon = self.env.horizon
-        self._action_bounds = _box_bounds(self.env.single_action_space)
+        self._action_box = _box_rescaling(self.env.single_action_space)
         self.threads = torch_threads_while_sampling
         self.steps_taken = 0
 
@@ -92,11 +92,9 @@ class Sampler:
                 outputs = outputs_of(observations)
                 actions = policy.sample(outputs, generator)
                 env_actions = actions.reshape(tasks * rollouts, -1).double().numpy()
-                if self._action_bounds is not None:
-                    low, high = self._action_bounds
-                    env_actions = np.clip(
-                        (high + low) / 2 + (high - low) / 2 * env_actions, low, high
-                    )
+                if self._action_box is not None:
+                    center, half, low, high = self._action_box
+                    env_actions = np.clip(center + half * env_actions, low, high)
                 obs, rewards, terminated, _, _ = self.env.step(env_actions)
                 columns["obs"].append(observations)
                 columns["act"].append(actions)
@@ -123,9 +121,11 @@ class Sampler:
         self.env.close()
 
 
-def _box_bounds(space) -> tuple[np.ndarray, np.ndarray] | None:
-    """A Box's finite bounds as float64; None where the space is discrete or a bound is infinite."""
+def _box_rescaling(space) -> tuple[np.ndarray, ...] | None:
+    """Center, half-width, low and high (float64) of a Box with finite bounds, mapping [-1, 1]
+    onto it; None where the space is discrete or a bound is infinite."""
     low, high = getattr(space, "low", None), getattr(space, "high", None)
     if low is None or not (np.isfinite(low).all() and np.isfinite(high).all()):
         return None
-    return low.astype(np.float64), high.astype(np.float64)
+    low, high = low.astype(np.float64), high.astype(np.float64)
+    return (high + low) / 2, (high - low) / 2, low, high

@@ -12,6 +12,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from envs import family_class
+from envs.mujoco_task import MujocoTaskEnv
 from maml.checkpoint import load_checkpoint, save_checkpoint
 from maml.config import to_toml
 from maml.errors import TrainingError, UsageError
@@ -36,9 +37,9 @@ def check_config(config: TrainConfig) -> None:
         raise UsageError(f"--gae-lambda must be in [0, 1], got {config.gae_lambda}")
     if not 0 < config.gamma <= 1:
         raise UsageError(f"--gamma must be in (0, 1], got {config.gamma}")
-    if config.frame_skip and config.env == "navigation-2d":
+    if config.frame_skip and not issubclass(family_class(config.env), MujocoTaskEnv):
         raise UsageError(
-            f"--frame-skip applies to the MuJoCo families only, not navigation-2d; got "
+            f"--frame-skip applies to the MuJoCo families only, not {config.env}; got "
             f"{config.frame_skip} (use 0)"
         )
     for name in ("horizon", "frame_skip", "nthread"):
