@@ -7,9 +7,12 @@ Reward terms as in the MAML authors' code (rllab's ``ant_env_rand``, also pytorc
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
+from envs._mujoco import contact_forces
 from envs.mujoco_task import (
     MujocoTaskEnv,
     control_costs,
@@ -25,11 +28,13 @@ HEALTHY_Z = (0.2, 1.0)
 
 
 class _AntTask(MujocoTaskEnv, AntEnv):
-    uses_contact_forces = True
-
     def __init__(self, task=None, **kwargs) -> None:
         AntEnv.__init__(self, **kwargs)
         self._setup_task(task)
+
+    @classmethod
+    def derived_quantities(cls, model, scratch):
+        return partial(contact_forces, model, scratch)
 
     @classmethod
     def observations(cls, qpos, qvel, forces) -> np.ndarray:

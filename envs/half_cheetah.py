@@ -1,10 +1,20 @@
-"""HalfCheetah with a goal velocity or a goal direction (the MAML paper's locomotion tasks)."""
+"""HalfCheetah with a goal velocity or a goal direction (the MAML paper's locomotion tasks).
+
+The MDP of the MAML authors' rllab HalfCheetah (cbfinn/maml_rl, ``rllab/envs/mujoco/
+half_cheetah_env_rand.py`` and ``mujoco_env.py``) on Gymnasium's model, which is the same XML:
+the observation ends with the centre of mass of the whole cheetah (``com_subtree`` of the torso,
+whose subtree is every moving body), the forward velocity is that centre of mass's velocity after
+the step (rllab's ``get_body_comvel``), and a reset perturbs qpos by N(0, 0.01) and qvel by
+N(0, 0.1). Keep ``frame_skip=1`` for their 0.01-s steps (the presets do).
+"""
 
 from __future__ import annotations
 
 import numpy as np
+from gymnasium import spaces
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
+from envs._planar import PlanarSubtreeCom
 from envs.mujoco_task import (
     MujocoTaskEnv,
     control_costs,
@@ -19,19 +29,33 @@ CONTROL_COST = 0.05  # 0.5 * 1e-1 in the MAML authors' code (Gymnasium's HalfChe
 class _HalfCheetahTask(MujocoTaskEnv, HalfCheetahEnv):
     def __init__(self, task=None, **kwargs) -> None:
         HalfCheetahEnv.__init__(self, **kwargs)
+        size = self.model.nq - 1 + self.model.nv + 3
+        self.observation_space = spaces.Box(-np.inf, np.inf, (size,), np.float64)
         self._setup_task(task)
 
     @classmethod
-    def observations(cls, qpos, qvel, forces) -> np.ndarray:
-        return np.concatenate([qpos[:, 1:], qvel], axis=-1)
+    def derived_quantities(cls, model, scratch):
+        return PlanarSubtreeCom(model, "torso")  # (n, 6): centre of mass, its velocity
 
     @classmethod
-    def rewards(cls, tasks, qpos_before, qpos_after, actions, forces, dt):
-        velocity = (qpos_after[:, 0] - qpos_before[:, 0]) / dt
+    def observations(cls, qpos, qvel, com) -> np.ndarray:
+        return np.concatenate([qpos[:, 1:], qvel, com[:, :3]], axis=-1)
+
+    @classmethod
+    def rewards(cls, tasks, qpos_before, qpos_after, actions, com, dt):
+        velocity = com[:, 3]
         forward = cls.forward_rewards(tasks, velocity)
         control = control_costs(actions, CONTROL_COST)
         terms = {"x_velocity": velocity, "reward_forward": forward, "reward_ctrl": -control}
         return forward - control, np.zeros(len(velocity), dtype=bool), terms
+
+    @staticmethod
+    def reset_qpos_qvel(rng, init_qpos, init_qvel, scale):
+        """rllab's reset noise, N(0, 0.01) on qpos and N(0, 0.1) on qvel, at Gymnasium's
+        ``reset_noise_scale`` of 0.1 (qpos first, then qvel, as rllab draws them)."""
+        qpos = init_qpos + 0.1 * scale * rng.standard_normal(init_qpos.shape)
+        qvel = init_qvel + scale * rng.standard_normal(init_qvel.shape)
+        return qpos, qvel
 
     @staticmethod
     def forward_rewards(tasks: np.ndarray, velocity: np.ndarray) -> np.ndarray:
@@ -45,14 +69,17 @@ class HalfCheetahVel(_HalfCheetahTask):
     ``Box(-1, 1, (6,), float32)``: torques on the six joints (Gymnasium's HalfCheetah-v5).
 
     ## Observation space
-    ``Box(-inf, inf, (17,), float64)``: Gymnasium's v5 observation, qpos without the x position
-    and qvel.
+    ``Box(-inf, inf, (20,), float64)``: qpos without the x position, qvel, and the cheetah's centre
+    of mass (x, y, z), as in the MAML authors' rllab env.
 
     ## Rewards
-    ``-|v_x - v_goal| - 0.05 * |a|^2``, with ``v_x`` the torso's forward velocity over the env step
-    (x position after minus before, over ``dt`` = 0.05 s; 0.01 s with ``frame_skip=1``, the MAML
-    authors' rllab HalfCheetah, whose 200-step episodes last 2 s). ``info`` holds the task,
-    ``x_velocity`` and the terms ``reward_forward`` and ``reward_ctrl``.
+    ``-|v_x - v_goal| - 0.05 * |a|^2``, with ``v_x`` the forward velocity of the cheetah's centre of
+    mass at the end of the env step (``dt`` = 0.05 s; 0.01 s with ``frame_skip=1``, the authors'
+    rllab HalfCheetah, whose 200-step episodes last 2 s). ``info`` holds the task, ``x_velocity``
+    and the terms ``reward_forward`` and ``reward_ctrl``.
+
+    ## Starting state
+    Gymnasium's initial pose with qpos + N(0, 0.01) and qvel + N(0, 0.1) (rllab's noise).
 
     ## Episode end
     Never terminates; truncated at 200 steps by the registered time limit.
@@ -80,7 +107,7 @@ class HalfCheetahDir(_HalfCheetahTask):
     """HalfCheetah that should run forward or backward (Finn et al. 2017, section 5.3).
 
     ## Action and observation spaces
-    As :class:`HalfCheetahVel`: Gymnasium's HalfCheetah-v5.
+    As :class:`HalfCheetahVel`: Gymnasium's HalfCheetah-v5 actions, rllab's observation.
 
     ## Rewards
     ``d * v_x - 0.05 * |a|^2`` with direction ``d`` = +1 or -1 and ``v_x`` as in

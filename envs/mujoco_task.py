@@ -7,12 +7,13 @@ on one copy, the batched env on all of them, so both are the same MDP by constru
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import mujoco
 import numpy as np
 
-from envs._mujoco import contact_forces, get_state, load_model, qpos_qvel
+from envs._mujoco import get_state, load_model, qpos_qvel
 from envs.checks import check_actions, check_count, check_task
 
 
@@ -21,7 +22,6 @@ class MujocoTaskEnv:
 
     task_dim: int = 1
     horizon: int = 200
-    uses_contact_forces: bool = False
     default_task: tuple[float, ...] = (0.0,)
 
     # ---- the family's definition, over arrays with a leading copy axis ----
@@ -31,7 +31,7 @@ class MujocoTaskEnv:
 
     @classmethod
     def observations(
-        cls, qpos: np.ndarray, qvel: np.ndarray, forces: np.ndarray | None
+        cls, qpos: np.ndarray, qvel: np.ndarray, derived: np.ndarray | None
     ) -> np.ndarray:
         raise NotImplementedError
 
@@ -42,11 +42,20 @@ class MujocoTaskEnv:
         qpos_before: np.ndarray,
         qpos_after: np.ndarray,
         actions: np.ndarray,
-        forces: np.ndarray | None,
+        derived: np.ndarray | None,
         dt: float,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """(rewards, terminated, reward terms) for n copies."""
         raise NotImplementedError
+
+    @classmethod
+    def derived_quantities(
+        cls, model: mujoco.MjModel, scratch: mujoco.MjData
+    ) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+        """What the observation and reward need beyond qpos and qvel, as a function of full
+        physics states (n, nstate) and controls (n, nu), computed from them alone (``derived``
+        in ``observations`` and ``rewards``, of the state after the step); None when nothing."""
+        return None
 
     @staticmethod
     def reset_qpos_qvel(
@@ -72,18 +81,16 @@ class MujocoTaskEnv:
         model = load_model(self.fullpath)
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
         model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
-        self._scratch = mujoco.MjData(model)
+        self._derive = self.derived_quantities(model, mujoco.MjData(model))
         return model, mujoco.MjData(model)
 
-    def _forces(self, states: np.ndarray, ctrls: np.ndarray) -> np.ndarray | None:
-        if not self.uses_contact_forces:
-            return None
-        return contact_forces(self.model, self._scratch, states, ctrls)
+    def _derived(self, states: np.ndarray) -> np.ndarray | None:
+        return None if self._derive is None else self._derive(states, self.data.ctrl[None])
 
     def _get_obs(self) -> np.ndarray:
         states = get_state(self.model, self.data)[None]
         qpos, qvel = qpos_qvel(self.model, states)
-        return self.observations(qpos, qvel, self._forces(states, self.data.ctrl[None]))[0]
+        return self.observations(qpos, qvel, self._derived(states))[0]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if options and "task" in options:
@@ -108,14 +115,14 @@ class MujocoTaskEnv:
         self.do_simulation(action, self.frame_skip)
         states = get_state(self.model, self.data)[None]
         qpos, qvel = qpos_qvel(self.model, states)
-        forces = self._forces(states, self.data.ctrl[None])
+        derived = self._derived(states)
         rewards, terminated, terms = self.rewards(
-            self._task[None], qpos_before[None], qpos, action[None], forces, self.dt
+            self._task[None], qpos_before[None], qpos, action[None], derived, self.dt
         )
         info = {"task": self.get_task(), **{k: float(v[0]) for k, v in terms.items()}}
         if self.render_mode == "human":
             self.render()
-        observation = self.observations(qpos, qvel, forces)[0]
+        observation = self.observations(qpos, qvel, derived)[0]
         return observation, float(rewards[0]), bool(terminated[0]), False, info
 
 

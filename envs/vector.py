@@ -12,7 +12,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from mujoco import rollout
 
-from envs._mujoco import contact_forces, get_state, qpos_qvel
+from envs._mujoco import get_state, qpos_qvel
 from envs.checks import check_actions, check_count, check_tasks
 from envs.mujoco_task import MujocoTaskEnv
 from envs.navigation import navigation_step
@@ -191,12 +191,13 @@ class _MujocoPhysics(_Physics):
         self.nthread = check_count(nthread or os.cpu_count() or 1, "nthread")
         self.pool = rollout.Rollout(nthread=self.nthread)
         self.datas = [mujoco.MjData(self.model) for _ in range(self.nthread)]
-        self.scratch = mujoco.MjData(self.model)
-        mujoco.mj_resetData(self.model, self.scratch)
-        self.start = get_state(self.model, self.scratch)  # time 0, act 0, ... as after a reset
+        scratch = mujoco.MjData(self.model)
+        mujoco.mj_resetData(self.model, scratch)
+        self.start = get_state(self.model, scratch)  # time 0, act 0, ... as after a reset
+        self.derive = self.family.derived_quantities(self.model, scratch)
         self.states = np.tile(self.start, (num_envs, 1))
         self.ctrls = np.zeros((num_envs, self.model.nu))
-        self._forces: np.ndarray | None = None
+        self._derived: np.ndarray | None = None
 
     def reset(self, index, rngs) -> None:
         for i in index:
@@ -207,16 +208,17 @@ class _MujocoPhysics(_Physics):
             )
             self.states[i] = state
         self.ctrls[index] = 0.0
-        self._forces = None
+        self._derived = None
 
-    def forces(self) -> np.ndarray | None:
-        if self.family.uses_contact_forces and self._forces is None:
-            self._forces = contact_forces(self.model, self.scratch, self.states, self.ctrls)
-        return self._forces if self.family.uses_contact_forces else None
+    def derived(self) -> np.ndarray | None:
+        """The family's derived quantities of the current states (computed once per state)."""
+        if self.derive is not None and self._derived is None:
+            self._derived = self.derive(self.states, self.ctrls)
+        return self._derived
 
     def observations(self) -> np.ndarray:
         qpos, qvel = qpos_qvel(self.model, self.states)
-        return self.family.observations(qpos, qvel, self.forces())
+        return self.family.observations(qpos, qvel, self.derived())
 
     def step(self, actions, tasks):
         qpos_before = qpos_qvel(self.model, self.states)[0].copy()
@@ -230,10 +232,10 @@ class _MujocoPhysics(_Physics):
         )
         self.states = np.ascontiguousarray(states[:, -1])
         self.ctrls = actions
-        self._forces = None
+        self._derived = None
         qpos_after = qpos_qvel(self.model, self.states)[0]
         rewards, terminated, terms = self.family.rewards(
-            tasks, qpos_before, qpos_after, actions, self.forces(), self.dt
+            tasks, qpos_before, qpos_after, actions, self.derived(), self.dt
         )
         return rewards, terminated, terms
 

@@ -192,15 +192,42 @@ def test_halfcheetah_with_frame_skip_one_steps_0_01_s_like_the_single_env():
     batch.close()
 
 
-def test_halfcheetah_vel_reward_by_hand():
+def mujoco_centre_of_mass(env) -> tuple[np.ndarray, np.ndarray]:
+    """The cheetah's centre of mass and its velocity by MuJoCo itself (rllab's definitions)."""
+    data = mujoco.MjData(env.model)
+    data.qpos[:], data.qvel[:] = env.data.qpos, env.data.qvel
+    mujoco.mj_forward(env.model, data)
+    mujoco.mj_subtreeVel(env.model, data)
+    torso = env.model.body("torso").id
+    return data.subtree_com[torso].copy(), data.subtree_linvel[torso].copy()
+
+
+def test_halfcheetah_vel_reward_and_observation_by_hand():
+    """rllab's HalfCheetah: the centre of mass ends the observation and gives the velocity."""
     env = HalfCheetahVel(task=[1.5])
-    env.reset(seed=0)
+    observation, _ = env.reset(seed=0)
+    np.testing.assert_allclose(observation[-3:], mujoco_centre_of_mass(env)[0], atol=1e-12)
     action = np.linspace(-1, 1, 6)
-    x_before = env.data.qpos[0]
-    _, reward, _, _, info = env.step(action)
-    velocity = (env.data.qpos[0] - x_before) / 0.05
-    assert reward == pytest.approx(-abs(velocity - 1.5) - 0.05 * (action**2).sum(), abs=1e-12)
-    assert info["x_velocity"] == pytest.approx(velocity)
+    observation, reward, _, _, info = env.step(action)
+    position, velocity = mujoco_centre_of_mass(env)
+    assert observation.shape == env.observation_space.shape == (20,)
+    np.testing.assert_array_equal(observation[:17], np.r_[env.data.qpos[1:], env.data.qvel])
+    np.testing.assert_allclose(observation[17:], position, atol=1e-12)
+    expected = -abs(velocity[0] - 1.5) - 0.05 * (action**2).sum()
+    assert reward == pytest.approx(expected, abs=1e-12)
+    assert info["x_velocity"] == pytest.approx(velocity[0], abs=1e-12)
+
+
+def test_halfcheetah_reset_noise_is_rllabs():
+    env = HalfCheetahVel()
+    qpos, qvel = [], []
+    for seed in range(300):
+        env.reset(seed=seed)
+        qpos.append(env.data.qpos - env.init_qpos)
+        qvel.append(env.data.qvel - env.init_qvel)
+    assert np.std(qpos) == pytest.approx(0.01, rel=0.1)
+    assert np.std(qvel) == pytest.approx(0.1, rel=0.1)
+    assert abs(np.mean(qpos)) < 0.002 and abs(np.mean(qvel)) < 0.02
 
 
 def test_navigation_reward_clipping_and_goal():
