@@ -2,7 +2,11 @@
 
 Reward terms as in the MAML authors' code (rllab's ``ant_env_rand``, also pytorch-maml-rl's
 ``AntVelEnv``/``AntDirEnv``): a forward term, a control cost ``0.005 * |a|^2``, a contact cost
-``0.0005 * sum(clip(cfrc_ext, -1, 1)^2)`` and a survive bonus of 0.05.
+``0.0005 * sum(clip(cfrc_ext, -1, 1)^2)`` and a survive bonus of 0.05. Unlike the HalfCheetah
+families, the rest is Gymnasium's Ant-v5: its model, observation and the torso's displacement as
+the velocity (rllab's ant is another model, RK4 with 0.02-s steps and torques of +-150, whose
+observation adds the torso's orientation and centre of mass and whose velocity is the centre of
+mass's).
 """
 
 from __future__ import annotations
