@@ -57,62 +57,74 @@ class PlanarSubtreeCom:
         in_subtree = np.zeros(model.nbody, dtype=bool)
         for b in range(root, model.nbody):
             in_subtree[b] = b == root or in_subtree[model.body_parentid[b]]
-        self.bodies = sorted(set(ancestors[:-1]) | set(np.flatnonzero(in_subtree).tolist()))
-        self.subtree = np.flatnonzero(in_subtree)
-        self.mass = model.body_mass[self.subtree]
-        self.total_mass = float(self.mass.sum())
-        self.subtree_set = set(self.subtree.tolist())
-        self.offset = np.exp(-2j * np.arctan2(model.body_quat[:, 2], model.body_quat[:, 0]))
-        self.body_pos = _complex(model.body_pos)
-        self.ipos = _complex(model.body_ipos)
-        self.axis = _complex(model.jnt_axis)
-        self.anchor = _complex(model.jnt_pos)
+        subtree = np.flatnonzero(in_subtree)
+        mass = model.body_mass[subtree]
+        self.total_mass = float(mass.sum())
         if self.total_mass <= 0:
             raise ValueError(f"body {body!r} and its subtree have no mass")
+        # Everything a call needs from the model, looked up once: per body (in order), its
+        # parent, position, frame turn, joints, and mass and centre if it is in the subtree.
+        offset = np.exp(-2j * np.arctan2(model.body_quat[:, 2], model.body_quat[:, 0]))
+        body_pos, ipos = _complex(model.body_pos), _complex(model.body_ipos)
+        axis, anchor = _complex(model.jnt_axis), _complex(model.jnt_pos)
+        self.plan = []
+        for b in sorted(set(ancestors[:-1]) | set(subtree.tolist())):
+            start = model.body_jntadr[b]
+            joints = [
+                (
+                    model.jnt_type[j] == mujoco.mjtJoint.mjJNT_SLIDE,
+                    model.jnt_qposadr[j],
+                    model.jnt_dofadr[j],
+                    model.qpos0[model.jnt_qposadr[j]],
+                    axis[j],
+                    np.sign(model.jnt_axis[j, 1]),
+                    anchor[j],
+                )
+                for j in range(start, start + model.body_jntnum[b])
+            ]
+            body_mass = model.body_mass[b] if in_subtree[b] else None
+            parent = int(model.body_parentid[b])
+            self.plan.append((b, parent, body_pos[b], offset[b], joints, body_mass, ipos[b]))
         y_frame = np.zeros(model.nbody)  # turns about y leave y alone
         for b in range(1, model.nbody):
             y_frame[b] = y_frame[model.body_parentid[b]] + model.body_pos[b, 1]
-        y_com = (y_frame + model.body_ipos[:, 1])[self.subtree]
-        self.y = float(self.mass @ y_com) / self.total_mass
+        y_com = (y_frame + model.body_ipos[:, 1])[subtree]
+        self.y = float(mass @ y_com) / self.total_mass
 
     def __call__(self, states: np.ndarray, ctrls: np.ndarray | None = None) -> np.ndarray:
         # A point (x, z) is the complex number x + iz: turning by an angle a about y multiplies
         # by exp(-ia), and omega * y_hat x r is -i omega r.
-        model, n = self.model, len(states)
-        qpos, qvel = (np.ascontiguousarray(x.T) for x in qpos_qvel(model, states))
+        n = len(states)
+        qpos, qvel = (np.ascontiguousarray(x.T) for x in qpos_qvel(self.model, states))
         turn = {0: np.ones(n, dtype=complex)}
         omega = {0: np.zeros(n)}
         pos = {0: np.zeros(n, dtype=complex)}
         vel = {0: np.zeros(n, dtype=complex)}
         com_pos = np.zeros(n, dtype=complex)
         com_vel = np.zeros(n, dtype=complex)
-        for b in self.bodies:
-            p = int(model.body_parentid[b])
-            arm = self.body_pos[b] * turn[p]
-            e, w = turn[p] * self.offset[b], omega[p]
+        for b, p, body_pos, offset, joints, mass, ipos in self.plan:
+            arm = body_pos * turn[p]
+            e, w = turn[p] * offset, omega[p]
             x, v = pos[p] + arm, vel[p] - 1j * w * arm
-            start = model.body_jntadr[b]
-            for j in range(start, start + model.body_jntnum[b]):
-                q = qpos[model.jnt_qposadr[j]] - model.qpos0[model.jnt_qposadr[j]]
-                qd = qvel[model.jnt_dofadr[j]]
-                if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_SLIDE:
-                    axis = self.axis[j] * e
+            for slide, qadr, dadr, q0, axis, sign, anchor in joints:
+                q, qd = qpos[qadr] - q0, qvel[dadr]
+                if slide:
+                    axis = axis * e
                     x = x + axis * q
                     v = v + axis * qd - 1j * w * axis * q
                 else:  # the body turns about the joint's anchor, which stays put
-                    sign = np.sign(model.jnt_axis[j, 1])
-                    if self.anchor[j]:
-                        arm = self.anchor[j] * e
+                    if anchor:
+                        arm = anchor * e
                         x, v = x + arm, v - 1j * w * arm
                     e, w = e * np.exp(-1j * sign * q), w + sign * qd
-                    if self.anchor[j]:
-                        arm = self.anchor[j] * e
+                    if anchor:
+                        arm = anchor * e
                         x, v = x - arm, v + 1j * w * arm
             turn[b], omega[b], pos[b], vel[b] = e, w, x, v
-            if b in self.subtree_set:
-                arm = self.ipos[b] * e
-                com_pos += model.body_mass[b] * (x + arm)
-                com_vel += model.body_mass[b] * (v - 1j * w * arm)
+            if mass is not None:
+                arm = ipos * e
+                com_pos += mass * (x + arm)
+                com_vel += mass * (v - 1j * w * arm)
         com_pos /= self.total_mass
         com_vel /= self.total_mass
         out = np.zeros((n, 6))
