@@ -76,8 +76,8 @@ def trpo_step(
         generator,
         settings.fisher_tasks_per_product,
     )
-    direction = conjugate_gradient(fvp, gradient, settings.cg_iterations)
-    curvature = 0.5 * (direction @ fvp(direction))
+    direction, residual = conjugate_gradient(fvp, gradient, settings.cg_iterations)
+    curvature = 0.5 * (direction @ (gradient - residual))  # d^T F d without an 11th product
     start = flat(params).detach().clone()
     stats = {"surrogate_before": surrogate.item(), "gradient_norm": gradient.norm().item()}
     if not curvature > 0:  # no descent direction (e.g. a zero gradient)

@@ -25,8 +25,12 @@ def unflat(vector: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
 
 def conjugate_gradient(
     matvec: Callable[[Tensor], Tensor], b: Tensor, iterations: int = 10, tolerance: float = 1e-10
-) -> Tensor:
-    """Approximately solve ``A x = b``, ``A`` symmetric positive-definite, given as ``matvec``."""
+) -> tuple[Tensor, Tensor]:
+    """Approximately solve ``A x = b``, ``A`` symmetric positive-definite, given as ``matvec``.
+
+    Returns ``x`` and its residual ``b - A x``, so that ``x @ A @ x = x @ (b - residual)`` costs
+    no further product with ``A``.
+    """
     x = torch.zeros_like(b)
     residual = b.clone()
     direction = b.clone()
@@ -41,7 +45,7 @@ def conjugate_gradient(
         rr_new = residual @ residual
         direction = residual + (rr_new / rr) * direction
         rr = rr_new
-    return x
+    return x, residual
 
 
 @dataclass

@@ -80,8 +80,22 @@ def test_conjugate_gradient_solves_an_spd_system():
     a = torch.randn(20, 20, generator=g, dtype=torch.float64)
     spd = a @ a.T + 0.5 * torch.eye(20, dtype=torch.float64)
     b = torch.randn(20, generator=g, dtype=torch.float64)
-    x = conjugate_gradient(lambda v: spd @ v, b, iterations=60, tolerance=1e-20)
+    x, residual = conjugate_gradient(lambda v: spd @ v, b, iterations=60, tolerance=1e-20)
     torch.testing.assert_close(x, torch.linalg.solve(spd, b), rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(residual, b - spd @ x, rtol=0, atol=1e-9)
+
+
+def test_conjugate_gradient_residual_gives_the_curvature_after_few_iterations():
+    """Stopped early (as TRPO's 10 iterations are), the returned residual is still b - A x, so
+    x @ (b - residual) is the curvature x @ A @ x that the step size needs."""
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(50, 50, generator=g, dtype=torch.float64)
+    spd = a @ a.T + 1e-3 * torch.eye(50, dtype=torch.float64)
+    b = torch.randn(50, generator=g, dtype=torch.float64)
+    x, residual = conjugate_gradient(lambda v: spd @ v, b, iterations=5)
+    assert (b - spd @ x).norm() > 1e-3 * b.norm()  # not converged: the check is not trivial
+    torch.testing.assert_close(residual, b - spd @ x, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(x @ (b - residual), x @ spd @ x, rtol=1e-10, atol=0)
 
 
 def _fisher_problem(inner_steps, first_order, seed=0):
