@@ -43,6 +43,13 @@ def main() -> None:
     )
     parser.add_argument("--run", help="run directory (default runs/bench-rl-ENV)")
     parser.add_argument("--tasks", type=int, default=40)
+    parser.add_argument(
+        "--rllab-sampler",
+        action="store_true",
+        help="also evaluate as the authors' test scripts sampled: lanes run episodes back to back "
+        "until 4000 env steps per task and step, mean over the completed episodes (differs where "
+        "episodes end early, as in navigation-2d)",
+    )
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
     run = Path(args.run or f"runs/bench-rl-{args.env}")
@@ -59,10 +66,16 @@ def main() -> None:
     step_sizes = default_step_sizes(config)
     rollouts = TEST_STEPS_PER_STEP // (config.horizon or family_class(config.env).horizon)
     returns = returns_after_steps(learner, config, args.tasks, 3, step_sizes, 1, rollouts)
-    ours = [mean_and_ci95(values)[0] for values in returns]
+    rows = {"ours": returns}
+    if args.rllab_sampler:
+        rows["ours, rllab's sampler"] = returns_after_steps(
+            learner, config, args.tasks, 3, step_sizes, 1, rollouts, TEST_STEPS_PER_STEP
+        )
     paper = PAPER[args.env]
     table = ["| | 0 steps | 1 step | 2 steps | 3 steps |", "|---|---|---|---|---|"]
-    table.append("| ours | " + " | ".join(f"{x:.1f}" for x in ours) + " |")
+    for name, values in rows.items():
+        means = [mean_and_ci95(v)[0] for v in values]
+        table.append(f"| {name} | " + " | ".join(f"{x:.1f}" for x in means) + " |")
     table.append("| MAML paper | " + " | ".join(f"{x:.1f}" for x in paper) + " |")
     summary = (
         f"{args.env}: {state['iteration']} meta-iterations of {config.meta_batch} tasks x "
@@ -70,10 +83,11 @@ def main() -> None:
         f"{args.tasks} new test tasks, {rollouts} episodes per task and step, step sizes "
         f"{step_sizes[0]:g} then {step_sizes[1]:g}."
     )
-    print(format_returns(returns))
+    report = "\n".join(f"{name}: {format_returns(values)}" for name, values in rows.items())
+    print(report)
     print(summary)
     if args.write:
-        body = f"{summary}\n\n" + "\n".join(table) + f"\n\n```\n{format_returns(returns)}\n```"
+        body = f"{summary}\n\n" + "\n".join(table) + f"\n\n```\n{report}\n```"
         write_section(f"quality_rl ({args.env})", body, __spec__.name)
 
 

@@ -18,6 +18,7 @@ from torch import Tensor
 from maml.errors import UsageError, run_cli
 from maml.learner import MAML
 from maml.runs import DEVICES, load_learner_state, mean_and_ci95, read_run, resolve_device
+from maml_rl.budget import sample_within_budget
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import with_advantages
 from maml_rl.losses import reinforce_loss
@@ -48,8 +49,14 @@ def returns_after_steps(
     step_sizes: Sequence[float],
     seed: int,
     rollouts: int | None = None,
+    budget: int | None = None,
 ) -> Tensor:
-    """Mean return per task after 0..steps inner steps on new tasks: (steps + 1, tasks)."""
+    """Mean return per task after 0..steps inner steps on new tasks: (steps + 1, tasks).
+
+    Each step samples ``rollouts`` episodes per task; with ``budget``, ``rollouts`` lanes per task
+    run episodes back to back until ``budget`` env steps, as the MAML authors' rllab sampler did
+    (``maml_rl.budget``), and the mean is over the episodes it would have kept.
+    """
     eval_config = TrainConfig(**{**config.__dict__, "meta_batch": tasks})
     if rollouts:
         eval_config.rollouts = rollouts
@@ -61,8 +68,14 @@ def returns_after_steps(
     returns = []
     try:
         for step in range(steps + 1):
-            episodes = sampler.sample(policy, params, per_task, seed=int(seeds[step]))
-            returns.append(episodes.returns_per_episode().mean(dim=1))
+            if budget is None:
+                episodes = sampler.sample(policy, params, per_task, seed=int(seeds[step]))
+                returns.append(episodes.returns_per_episode().mean(dim=1))
+            else:
+                episodes, kept = sample_within_budget(
+                    partial(sampler.sample, policy, params, per_task), budget, int(seeds[step])
+                )
+                returns.append(episodes.returns_per_episode().sum(dim=1) / kept.sum(dim=1))
             if step == steps:
                 break
             episodes = with_advantages(episodes.to(device), config.gamma, config.gae_lambda)
@@ -118,6 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3, help="inner steps")
     parser.add_argument("--rollouts", type=int, help="episodes per task per step (the run's)")
     parser.add_argument(
+        "--budget",
+        type=int,
+        metavar="STEPS",
+        help="sample as the MAML authors' rllab sampler did: --rollouts lanes per task run "
+        "episodes back to back until STEPS env steps per task and step; returns are averaged "
+        "over the episodes completed by then (their test scripts: 4000)",
+    )
+    parser.add_argument(
         "--step-sizes",
         type=float,
         nargs="+",
@@ -128,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--plot", metavar="FILE.png", help="save returns per step as a plot")
     parser.add_argument("--device", default="auto", choices=DEVICES)
     args = parser.parse_args(argv)
-    for name in ("tasks", "rollouts"):
+    for name in ("tasks", "rollouts", "budget"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name} must be positive, got {value}")
@@ -139,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     learner, config = load_run(args.run, resolve_device(args.device))
     step_sizes = args.step_sizes or default_step_sizes(config)
     returns = returns_after_steps(
-        learner, config, args.tasks, args.steps, step_sizes, args.seed, args.rollouts
+        learner, config, args.tasks, args.steps, step_sizes, args.seed, args.rollouts, args.budget
     )
     print(f"{config.env}: {args.tasks} test tasks")
     print(format_returns(returns))

@@ -204,6 +204,15 @@ def test_evaluate_reports_returns_per_step_and_plots(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "after 0 steps" in out and "after 2 steps" in out and "after 3" not in out
     assert plot.stat().st_size > 0
+    budget = [str(run), "--tasks", "3", "--steps", "1", "--rollouts", "2", "--budget", "500"]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(evaluate_cli.main, budget)
+    assert exit_info.value.code == 0
+    assert "after 1 step" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(evaluate_cli.main, [*budget[:-1], "0"])
+    assert exit_info.value.code == 2
+    assert "--budget must be positive, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         run_cli(evaluate_cli.main, [str(tmp_path / "nowhere")])
     assert exit_info.value.code == 2
