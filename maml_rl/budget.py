@@ -60,11 +60,12 @@ def sample_within_budget(
     would have dropped set to zero, and ``kept`` (tasks, rounds * lanes).
     """
     rounds: list[Episodes] = []
+    lengths: list[Tensor] = []  # per round: (tasks, lanes)
     seeds = np.random.SeedSequence(seed)
     while True:
         rounds.append(sample(int(seeds.spawn(1)[0].generate_state(1)[0])))
-        lengths = torch.stack([e.mask.sum(-1) for e in rounds], dim=-1)  # (tasks, lanes, K)
-        kept, decided = completed_within_budget(lengths, budget)
+        lengths.append(rounds[-1].mask.sum(-1))
+        kept, decided = completed_within_budget(torch.stack(lengths, dim=-1), budget)
         if decided.all():
             break
         if len(rounds) >= max_rounds:
