@@ -32,6 +32,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="halfcheetah-vel")
     parser.add_argument("--iterations", type=int, default=2, help="timed iterations")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="untimed iterations first (the first vmap calls and allocations are slower)",
+    )
     parser.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.5, 0.2])
     parser.add_argument(
         "--tasks-per-product",
@@ -52,13 +58,14 @@ def main() -> None:
     ]
     phases = {"sampling": [], "adaptation": []}
     found = {s: {"seconds": [], "improvement": [], "kl": [], "cosine": []} for s in settings}
-    for iteration in range(args.iterations):
+    for iteration in range(args.warmup + args.iterations):
+        timed = iteration >= args.warmup
         before = sampler.steps_taken
         # Every setting updates from the same parameters on the same episodes.
         learner.load_state_dict(start)
-        train, valid, times = sample_iteration(learner, sampler, config, iteration, device)
+        train, valid, adapted, times = sample_iteration(learner, sampler, config, iteration, device)
         steps = sampler.steps_taken - before
-        for key in phases:
+        for key in phases if timed else ():
             phases[key].append(times[key])
         reference = None
         for fraction, chunk in settings:
@@ -69,20 +76,23 @@ def main() -> None:
                 fisher_tasks_per_product=chunk or None,
             )
             started = time.perf_counter()
-            stats = trpo_step(learner, train, valid, trpo, torch.Generator().manual_seed(iteration))
+            stats = trpo_step(
+                learner, train, valid, trpo, torch.Generator().manual_seed(iteration), adapted
+            )
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - started
             update = flat(learner.meta_params().values()) - flat(start.values())
             reference = update if reference is None else reference
             cosine = torch.nn.functional.cosine_similarity(update, reference, dim=0).item()
-            for key, value in [
-                ("seconds", seconds),
-                ("improvement", stats["surrogate_before"] - stats["surrogate_after"]),
-                ("kl", stats["kl"]),
-                ("cosine", cosine),
-            ]:
-                found[(fraction, chunk)][key].append(value)
+            if timed:
+                for key, value in [
+                    ("seconds", seconds),
+                    ("improvement", stats["surrogate_before"] - stats["surrogate_after"]),
+                    ("kl", stats["kl"]),
+                    ("cosine", cosine),
+                ]:
+                    found[(fraction, chunk)][key].append(value)
             print(iteration, fraction, chunk, f"{seconds:.2f} s", stats, flush=True)
     sampler.close()
     sampling = float(np.median(phases["sampling"]))
@@ -106,7 +116,8 @@ def main() -> None:
         f"2x{config.hidden} {config.activation}; update on {args.device}. Sampling "
         f"{sampling:.2f} s ({steps / sampling:,.0f} env steps/s), adaptation (advantages, "
         f"adapted parameters) {adaptation:.2f} s per iteration (medians of {args.iterations} "
-        "iterations, untrained policy). Each row's TRPO step starts from the same parameters on "
+        f"iterations after {args.warmup} untimed, untrained policy). Each row's TRPO step "
+        "starts from the same parameters on "
         "the same episodes; meta-update time is the median, the rest are means over the "
         "iterations.\n\n" + "\n".join(rows)
     )

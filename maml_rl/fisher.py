@@ -21,6 +21,7 @@ from torch import Tensor
 from torch.utils._pytree import tree_map
 
 from maml import MAML
+from maml.inner_loop import Params
 from maml_rl.episodes import Episodes
 from maml_rl.trpo import flat, unflat
 
@@ -78,6 +79,7 @@ def gauss_newton_fvp(
     damping: float,
     generator: torch.Generator,
     tasks_per_product: int | None = 1,
+    adapted: list[Params] | None = None,
 ) -> Callable[[Tensor], Tensor]:
     """``v -> (mean over tasks of J^T F J + damping I) v`` over the learner's meta-parameters.
 
@@ -85,6 +87,8 @@ def gauss_newton_fvp(
     all with a leading task axis; ``measure(forward, episodes)`` returns ``[surrogate, kl]``.
     Each Hessian-vector product uses ``fraction`` of each task's episodes, and takes
     ``tasks_per_product`` tasks at once under vmap (``None``: all; 1: a loop over tasks).
+    ``adapted[k]``, when given, are every task's parameters after inner step k + 1 (as the
+    sampler used them): the exact step values then need no gradient over all train episodes.
     """
     if any(p.requires_grad for p in learner.inner_lr.parameters()):
         raise ValueError("the Gauss-Newton Fisher needs fixed inner step sizes, not learned ones")
@@ -96,6 +100,8 @@ def gauss_newton_fvp(
     size = task_count if tasks_per_product is None else tasks_per_product
     if size < 1:
         raise ValueError(f"tasks_per_product must be positive or None, got {tasks_per_product}")
+    if adapted is not None and len(adapted) != len(train):
+        raise ValueError(f"adapted holds {len(adapted)} steps' parameters for {len(train)} steps")
 
     def kl(forward: Callable, episodes: Episodes) -> Tensor:
         return measure(forward, episodes)[1]
@@ -112,6 +118,9 @@ def gauss_newton_fvp(
             if not learner.first_order:  # first-order MAML takes J = I
                 part = _tasks(subsets[k], chunk)
                 steps.append(_gradient(learner, learner.task_loss, params, part, True))
+            if adapted is not None:
+                params = {n: p[chunk].detach() for n, p in adapted[k].items()}
+                continue
             if steps and subsets[k] is episodes:  # all episodes: the step's gradient is there
                 grads = steps[-1][1]
             else:

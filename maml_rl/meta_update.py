@@ -46,6 +46,7 @@ def trpo_step(
     valid: Episodes,
     settings: TRPOSettings,
     generator: torch.Generator,
+    adapted: list[Params] | None = None,
 ) -> dict[str, float]:
     """One TRPO update of the meta-parameters; returns what to log.
 
@@ -53,7 +54,8 @@ def trpo_step(
     train episodes (second order unless the learner is first order), then measure on its valid
     episodes. The Fisher-vector products are those of ``maml_rl.fisher.gauss_newton_fvp`` on
     ``fisher_fraction`` of each task's train and valid episodes; the surrogate's gradient and the
-    line search's surrogate and KL use all of them.
+    line search's surrogate and KL use all of them. ``adapted`` (each inner step's parameters,
+    as ``sample_iteration`` returns them) saves the Fisher a gradient over all train episodes.
     """
     policy = type(learner.model)
     measure = surrogate_and_kl(policy)
@@ -75,6 +77,7 @@ def trpo_step(
         settings.cg_damping,
         generator,
         settings.fisher_tasks_per_product,
+        adapted,
     )
     direction, residual = conjugate_gradient(fvp, gradient, settings.cg_iterations)
     curvature = 0.5 * (direction @ (gradient - residual))  # d^T F d without an 11th product

@@ -16,6 +16,7 @@ from envs.mujoco_task import MujocoTaskEnv
 from maml.checkpoint import load_checkpoint, save_checkpoint
 from maml.config import to_toml
 from maml.errors import TrainingError, UsageError
+from maml.inner_loop import Params
 from maml.learner import MAML
 from maml.runs import StopRequest, log_hyperparameters, resolve_device
 from maml_rl.config import TrainConfig
@@ -105,18 +106,24 @@ def iteration_seeds(seed: int, iteration: int) -> np.random.SeedSequence:
 
 def sample_iteration(
     learner: MAML, sampler: Sampler, config: TrainConfig, iteration: int, device: torch.device
-) -> tuple[list[Episodes], Episodes, dict[str, float]]:
-    """Tasks, then train episodes for each inner step and valid episodes after adaptation."""
+) -> tuple[list[Episodes], Episodes, list[Params], dict[str, float]]:
+    """Tasks, then train episodes for each inner step and valid episodes after adaptation.
+
+    Also returns every task's parameters after each inner step (those the sampler ran) and the
+    seconds spent sampling and adapting.
+    """
     seeds = iteration_seeds(config.seed, iteration).generate_state(config.inner_steps + 2)
     sampler.set_tasks(sampler.sample_tasks(np.random.default_rng(int(seeds[0]))))
     times = {"sampling": 0.0, "adaptation": 0.0}
     train: list[Episodes] = []
+    adapted: list[Params] = []
     for step in range(config.inner_steps + 1):
         started = time.perf_counter()
         if step == 0:
             params, per_task = learner.meta_params(), False
         else:
             params, per_task = adapted_params(learner, train), True
+            adapted.append(params)
         times["adaptation"] += time.perf_counter() - started
         started = time.perf_counter()
         episodes = sampler.sample(learner.model, params, per_task, seed=int(seeds[step + 1]))
@@ -125,7 +132,7 @@ def sample_iteration(
         episodes = with_advantages(episodes.to(device), config.gamma, config.gae_lambda)
         times["adaptation"] += time.perf_counter() - started
         train.append(episodes)
-    return train[:-1], train[-1], times
+    return train[:-1], train[-1], adapted, times
 
 
 def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
@@ -166,7 +173,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
             for iteration in range(start, config.iterations):
                 iteration_started = time.perf_counter()
                 steps_before = sampler.steps_taken
-                train_episodes, valid, times = sample_iteration(
+                train_episodes, valid, adapted, times = sample_iteration(
                     learner, sampler, config, iteration, device
                 )
                 seeds = iteration_seeds(config.seed, iteration).generate_state(
@@ -175,7 +182,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
                 generator = torch.Generator().manual_seed(int(seeds[-1]))  # Fisher subsets
                 good = {k: v.clone() for k, v in learner.state_dict().items()}
                 update_started = time.perf_counter()
-                stats = trpo_step(learner, train_episodes, valid, settings, generator)
+                stats = trpo_step(learner, train_episodes, valid, settings, generator, adapted)
                 times["meta_update"] = time.perf_counter() - update_started
                 finite = all(torch.isfinite(p).all() for p in learner.parameters())
                 if not (finite and np.isfinite(stats["surrogate_before"])):

@@ -235,6 +235,32 @@ def test_subsampled_fisher_is_gauss_newton_on_the_subsets_at_the_exact_adapted_p
     assert torch.linalg.eigvalsh(expected).min() > -1e-10  # a Fisher estimate stays PSD
 
 
+@pytest.mark.parametrize("tasks_per_product", [1, None])
+def test_fisher_given_the_samplers_adapted_parameters_is_the_same_product(tasks_per_product):
+    # The trainer passes the parameters the sampler ran after each inner step, so the Fisher
+    # skips its own gradient over all train episodes; the product must not change.
+    learner, train, valid = _fisher_problem(2, False, seed=2)
+    adapted = [adapted_params(learner, train[: k + 1]) for k in range(len(train))]
+
+    def product(given):
+        return gauss_newton_fvp(
+            learner,
+            train,
+            valid,
+            surrogate_and_kl(GaussianPolicy),
+            fraction=0.5,
+            damping=1e-4,
+            generator=torch.Generator().manual_seed(5),
+            tasks_per_product=tasks_per_product,
+            adapted=given,
+        )
+
+    v = torch.randn(flat(learner.meta_params().values()).shape, dtype=torch.float64)
+    torch.testing.assert_close(product(adapted)(v), product(None)(v), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="adapted holds 1 steps' parameters for 2 steps"):
+        product(adapted[:1])
+
+
 def test_line_search_keeps_kl_and_improvement():
     # surrogate and KL along the step: the full step is too far, a shorter one is better
     def evaluate(f):

@@ -35,7 +35,7 @@ def tiny_batch(inner_steps=1, env="navigation-2d", seed=0):
         seed=seed,
     )
     learner, sampler = build(config, torch.device("cpu"))
-    train, valid, _ = sample_iteration(learner, sampler, config, 0, torch.device("cpu"))
+    train, valid, _, _ = sample_iteration(learner, sampler, config, 0, torch.device("cpu"))
     return config, learner, sampler, train, valid
 
 
