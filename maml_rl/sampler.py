@@ -29,8 +29,9 @@ class Sampler:
     """``meta_batch x rollouts`` copies of a task family in one :class:`BatchedTaskEnv`.
 
     ``sample`` runs the policy with shared parameters (before adaptation) or with each task's own
-    (a leading task axis on every tensor, evaluated under ``vmap``) and returns the episodes as
-    tensors (tasks, rollouts, horizon, ...) on the CPU.
+    (a leading task axis on every tensor) and returns the episodes as tensors (tasks, rollouts,
+    horizon, ...) on the CPU. The policy is one of ``maml_rl.policies`` (or anything with their
+    methods: ``batched`` for per-task parameters, ``sample``).
 
     Continuous policies act in [-1, 1] per dimension, rescaled to the env's action box and clipped
     to it (as the MAML authors' code does with rllab's ``normalize``): the identity for the
@@ -78,9 +79,7 @@ class Sampler:
 
         def outputs_of(obs: Tensor) -> Tensor:
             if per_task:
-                return torch.func.vmap(lambda p, o: torch.func.functional_call(policy, p, (o,)))(
-                    params, obs
-                )
+                return policy.batched(params, obs)
             return torch.func.functional_call(policy, params, (obs,))
 
         columns: dict[str, list[Tensor]] = {k: [] for k in ("obs", "act", "rew", "mask", "out")}

@@ -307,3 +307,20 @@ def test_policy_densities_match_torch_distributions():
         CategoricalPolicy.kl(logits, shifted),
         kl_divergence(Categorical(logits=logits), Categorical(logits=shifted)),
     )
+
+
+@pytest.mark.parametrize("policy_class", [GaussianPolicy, CategoricalPolicy])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_batched_policy_equals_a_loop_over_tasks(policy_class, activation):
+    # The sampler's per-task forward: task i's own parameters on task i's observations.
+    torch.manual_seed(0)
+    policy = policy_class(5, 3, hidden=(7, 6), activation=activation)
+    params = {n: p.detach() + torch.randn(4, *p.shape) for n, p in policy.named_parameters()}
+    obs = torch.randn(4, 9, 5)
+    expected = torch.stack(
+        [
+            torch.func.functional_call(policy, {n: p[t] for n, p in params.items()}, (obs[t],))
+            for t in range(4)
+        ]
+    )
+    torch.testing.assert_close(policy.batched(params, obs), expected, rtol=1e-6, atol=1e-6)
