@@ -109,7 +109,6 @@ def main() -> None:
             f"{sampling + adaptation + update:.2f} | {np.mean(r['improvement']):.2e} | "
             f"{np.mean(r['kl']):.4f} | {np.mean(r['cosine']):.3f} |"
         )
-    print("\n".join(rows))
     body = (
         f"{args.env} preset: {config.meta_batch} tasks x {config.rollouts} episodes x "
         f"{sampler.horizon} steps, sampled twice per iteration ({steps:,} env steps); policy "
@@ -121,6 +120,7 @@ def main() -> None:
         "the same episodes; meta-update time is the median, the rest are means over the "
         "iterations.\n\n" + "\n".join(rows)
     )
+    print(body)
     if args.write:
         write_section(f"speed_rl ({args.env}, {args.device})", body, __spec__.name)
 
