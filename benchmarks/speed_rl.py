@@ -1,7 +1,7 @@
 """Wall time of one MAML-TRPO meta-iteration, split into sampling, adaptation and the meta-update,
 at a preset's size; and the cost and effect of Fisher-vector products on episode subsets.
 
-    python -m benchmarks.speed_rl [--env halfcheetah-vel] [--iterations 2]
+    python -m benchmarks.speed_rl [--env halfcheetah-vel] [--warmup 1] [--iterations 2]
         [--fractions 1.0 0.5 0.2] [--tasks-per-product 1 0] [--device cpu] [--write]
 
 Per iteration the episodes are sampled once and every Fisher setting takes its TRPO step from
@@ -65,8 +65,9 @@ def main() -> None:
         learner.load_state_dict(start)
         train, valid, adapted, times = sample_iteration(learner, sampler, config, iteration, device)
         steps = sampler.steps_taken - before
-        for key in phases if timed else ():
-            phases[key].append(times[key])
+        if timed:
+            for key in phases:
+                phases[key].append(times[key])
         reference = None
         for fraction, chunk in settings:
             learner.load_state_dict(start)
@@ -116,9 +117,8 @@ def main() -> None:
         f"{sampling:.2f} s ({steps / sampling:,.0f} env steps/s), adaptation (advantages, "
         f"adapted parameters) {adaptation:.2f} s per iteration (medians of {args.iterations} "
         f"iterations after {args.warmup} untimed, untrained policy). Each row's TRPO step "
-        "starts from the same parameters on "
-        "the same episodes; meta-update time is the median, the rest are means over the "
-        "iterations.\n\n" + "\n".join(rows)
+        "starts from the same parameters on the same episodes; meta-update time is the median, "
+        "the rest are means over the iterations.\n\n" + "\n".join(rows)
     )
     print(body)
     if args.write:
