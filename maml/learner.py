@@ -78,39 +78,40 @@ class MAML(nn.Module):
         self.inner_lr = InnerLR(
             shapes, inner_lr, max(inner_steps, 1), learn_inner_lr, first.device, first.dtype
         )
-        self._choice: tuple[tuple, str, str] | None = None
+        self._choices: dict[tuple, tuple[str, str]] = {}
         _ = self.path  # validates the requested path now, not at the first meta-iteration
 
     @property
     def path(self) -> str:
         """The meta-objective implementation in use now (it depends on mode and device)."""
-        return self._path_on(next(self.model.parameters()).device)
+        return self._choose(next(self.model.parameters()).device, self.first_order)[0]
 
-    def _path_on(self, device: torch.device) -> str:
-        key = (self.model.training, self.first_order, device)
-        if self._choice is None or self._choice[0] != key:
-            path, reason = choose_path(self.model, self.requested_path, self.first_order, device)
+    def _choose(self, device: torch.device, first_order: bool) -> tuple[str, str]:
+        """``(path, reason)`` for the order actually run: a second-order call on a learner built
+        first order must not take a path that is only right for first order."""
+        key = (self.model.training, first_order, device)
+        if key not in self._choices:
+            path, reason = choose_path(self.model, self.requested_path, first_order, device)
             log.info("meta-objective path: %s (%s)", path, reason)
-            self._choice = (key, path, reason)
-        return self._choice[1]
+            self._choices[key] = (path, reason)
+        return self._choices[key]
 
     @contextmanager
     def use_path(self, path: Path) -> Iterator[None]:
         """Use ``path`` for the meta-objective inside the ``with`` block (e.g. the loop path for
         double backward, where it measures faster than vmap), then the requested one again."""
-        requested, choice = self.requested_path, self._choice
-        self.requested_path, self._choice = path, None
+        requested, choices = self.requested_path, self._choices
+        self.requested_path, self._choices = path, {}
         try:
             _ = self.path  # validates now
             yield
         finally:
-            self.requested_path, self._choice = requested, choice
+            self.requested_path, self._choices = requested, choices
 
     @property
     def path_reason(self) -> str:
         """Why :attr:`path` was chosen."""
-        _ = self.path
-        return self._choice[2]
+        return self._choose(next(self.model.parameters()).device, self.first_order)[1]
 
     def meta_params(self) -> Params:
         """The adapted (trainable) parameters of the model, by name."""
@@ -204,7 +205,7 @@ class MAML(nn.Module):
         first_order = first_order or not torch.is_grad_enabled()
         tasks = _task_count(support, query)
         params, fixed = self._split()
-        if self._path_on(next(iter(params.values())).device) == "vmap":
+        if self._choose(next(iter(params.values())).device, first_order)[0] == "vmap":
             return self._batched_losses(
                 params, fixed, support, query, tasks, steps, first_order, record, outer
             )
@@ -292,7 +293,7 @@ class MAML(nn.Module):
         if not torch.is_grad_enabled():
             raise RuntimeError("meta_backward needs gradients; it was called under torch.no_grad()")
         params, fixed = self._split()
-        if self._path_on(next(iter(params.values())).device) == "vmap":
+        if self._choose(next(iter(params.values())).device, self.first_order)[0] == "vmap":
             loss = self.meta_loss(support, query, step_weights)
             loss.backward()
             return loss.detach()
@@ -319,7 +320,9 @@ class MAML(nn.Module):
     def _step_weights(self, step_weights: Sequence[float] | Tensor | None) -> Tensor | None:
         if step_weights is None:
             return None
-        weights = torch.as_tensor(step_weights, dtype=torch.float32)
+        # Kept in float64 until it meets the losses (then their dtype): a float64 model's
+        # multi-step loss must not carry float32 rounding of its weights.
+        weights = torch.as_tensor(step_weights, dtype=torch.float64)
         if weights.shape != (self.inner_steps,):
             raise ValueError(
                 f"step_weights has shape {tuple(weights.shape)}; "

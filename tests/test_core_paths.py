@@ -151,3 +151,58 @@ def test_use_path_switches_for_a_block_and_restores():
     with pytest.raises(ValueError, match="unknown"), learner.use_path("fast"):
         pass
     assert learner.path == "vmap"
+
+
+def bn_mlp():
+    """BatchNorm without convolutions: the auto path takes vmap for first order on the CPU."""
+    return nn.Sequential(
+        nn.Linear(4, 6), nn.BatchNorm1d(6, track_running_stats=False), nn.ReLU(), nn.Linear(6, 3)
+    ).double()
+
+
+def vector_tasks(tasks=3, per_task=6):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(tasks, per_task, 4, generator=g, dtype=torch.float64)
+    y = torch.arange(per_task).remainder(3).expand(tasks, per_task)
+    return (x[:, :3], y[:, :3]), (x[:, 3:], y[:, 3:])
+
+
+def test_second_order_call_on_a_first_order_learner_takes_a_second_order_path(monkeypatch):
+    model = bn_mlp()
+    support, query = vector_tasks()
+    first = MAML(model, cross_entropy, inner_lr=0.5, first_order=True)
+    assert first.path == "vmap"  # right for first order
+    batched = []
+    original = MAML._batched_losses
+    monkeypatch.setattr(
+        MAML, "_batched_losses", lambda self, *a: batched.append(a[-3]) or original(self, *a)
+    )
+    model.zero_grad()
+    first.step_losses(support, query, first_order=False)[:, -1].mean().backward()
+    assert batched == []  # second order through BatchNorm: the loop, not vmap
+    got = {n: p.grad.clone() for n, p in model.named_parameters()}
+    _, expected = meta_grad(MAML(model, cross_entropy, inner_lr=0.5, path="loop"), support, query)
+    for name in got:
+        torch.testing.assert_close(got[name], expected[f"model.{name}"], atol=1e-12, rtol=1e-10)
+    with torch.no_grad():
+        first.step_losses(support, query)
+    assert batched == [True]  # its own (first) order still takes vmap
+
+
+def test_second_order_call_on_a_first_order_vmap_learner_is_refused():
+    learner = MAML(bn_mlp(), cross_entropy, first_order=True, path="vmap")
+    support, query = vector_tasks()
+    learner.step_losses(support, query)  # first order: allowed
+    with pytest.raises(ValueError, match="BatchNorm"):
+        learner.step_losses(support, query, first_order=False)
+
+
+def test_step_weights_keep_the_precision_of_a_float64_model():
+    learner = MAML(bn_mlp(), cross_entropy, inner_steps=3, inner_lr=0.5, path="loop")
+    support, query = vector_tasks()
+    weights = [0.1, 0.2, 0.7]
+    losses = learner.step_losses(support, query).detach()
+    exact = sum(w * losses[:, k + 1] for k, w in enumerate(weights)).mean()
+    got = learner.meta_loss(support, query, step_weights=weights).detach()
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, exact, rtol=1e-15, atol=0)

@@ -210,7 +210,7 @@ def test_train_cli_meta_trains_omniglot_and_logs_accuracy(omniglot_dir, tmp_path
     args = ["--task", "omniglot", "--data", str(omniglot_dir), "--ways", "3", "--shots", "1"]
     args += ["--query", "2", "--meta-batch", "2", "--iterations", "4", "--filters", "8"]
     args += ["--log-every", "2", "--val-every", "4", "--val-tasks", "3", "--run-dir", str(run)]
-    args += ["--figure-every", "4"]
+    args += ["--figure-every", "4", "--inner-lr", "0.4"]
     args += ["--train-on", "images_background", "--test-on", "images_evaluation"]
     assert run_train(args) == 0
     assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 4
@@ -252,6 +252,24 @@ def check_adapt_on_folders(run, omniglot_dir, tmp_path, capsys):
     assert [Path(f).name for f, _, _ in rows] == sorted(p.name for p in query.iterdir())
     assert {c for _, c, _ in rows} <= {"my_character01", "my_character02", "my_character03"}
     assert all(1 / 3 <= p <= 1 for _, _, p in rows)
+    # Each query image a copy of one class's support image (folders named against their sorted
+    # order, files against theirs): after adaptation each must come back as its own folder.
+    mapped, copies = tmp_path / "mapped", tmp_path / "copies"
+    copies.mkdir()
+    expected = {}
+    for folder, name, file in (
+        ("z_first", "character01", "c.png"),
+        ("a_second", "character02", "a.png"),
+        ("m_third", "character03", "b.png"),
+    ):
+        drawing = sorted((alphabet / name).glob("*.png"))[0]
+        (mapped / folder).mkdir(parents=True)
+        shutil.copy(drawing, mapped / folder / drawing.name)
+        shutil.copy(drawing, copies / file)
+        expected[str(copies / file)] = folder
+    exact = predict(run, mapped, copies, steps=10, device="cpu")
+    assert {f: c for f, c, _ in exact} == expected
+    assert all(p > 0.5 for _, _, p in exact)
     out_csv = tmp_path / "predictions.csv"
     with pytest.raises(SystemExit) as exit_info:
         run_cli(
