@@ -1,0 +1,3 @@
+"""Supervised front end of the MAML toolkit."""
+
+import maml  # noqa: F401  (sets the OpenMP spin before torch loads)

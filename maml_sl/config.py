@@ -41,11 +41,22 @@ class TrainConfig:
         10_000, "iterations over which the multi-step loss anneals to the last step", positive=True
     )
     meta_lr: float = _f(1e-3, "Adam step size of the meta-update (beta)", positive=True)
+    meta_lr_schedule: str = _f(
+        "constant",
+        "meta step size over the run: constant, or cosine from --meta-lr down to 0 at the last "
+        "iteration (MAML++'s cosine annealing)",
+        choices=("constant", "cosine"),
+    )
     hidden: int = _f(40, "units per hidden layer of the MLP", positive=True)
     depth: int = _f(2, "hidden layers of the MLP", positive=True)
     filters: int = _f(64, "channels per conv block (image tasks)", positive=True)
     path: str = _f("auto", "meta-objective implementation", choices=PATHS)
     seed: int = _f(0, "random seed (model initialisation and task sampling)")
+    split_seed: int = _f(
+        0,
+        "seed of the train/val/test class split (Omniglot), kept apart from --seed so that the "
+        "test classes stay the same for every training seed",
+    )
     device: str = _f("auto", "device for the meta-learner", choices=DEVICES)
     log_every: int = _f(100, "iterations between training scalars", positive=True)
     val_every: int = _f(1_000, "iterations between meta-validations", positive=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -96,6 +97,8 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
                     weights = msl_weights(
                         config.inner_steps, iteration / config.msl_anneal_iterations
                     )
+                for group in optimizer.param_groups:
+                    group["lr"] = meta_lr_at(config, iteration)
                 optimizer.zero_grad(set_to_none=True)
                 loss = learner.meta_backward(support, query, step_weights=weights)
                 # One host sync: a non-finite loss or gradient shows in this sum.
@@ -140,6 +143,13 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
     if start >= config.iterations:
         print(f"{run_dir} has finished its {config.iterations} iterations already")
     return checkpoint_path
+
+
+def meta_lr_at(config: TrainConfig, iteration: int) -> float:
+    """The meta step size at ``iteration`` (0-based), a function of it alone (exact resumes)."""
+    if config.meta_lr_schedule == "cosine":
+        return config.meta_lr * 0.5 * (1 + math.cos(math.pi * iteration / config.iterations))
+    return config.meta_lr
 
 
 def _fixed_validation_tasks(setup: TaskSetup, config: TrainConfig, device: torch.device):

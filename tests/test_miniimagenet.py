@@ -70,3 +70,24 @@ def test_train_cli_meta_trains_miniimagenet(mini_dir, tmp_path):
     state = load_checkpoint(run / "checkpoint.pt")
     assert state["iteration"] == 2
     assert state["learner"]["model.0.weight"].shape == (4, 3, 3, 3)  # RGB input, 4 filters
+
+
+def test_splits_sharing_an_image_are_refused(mini_dir, tmp_path):
+    import shutil
+
+    from maml_sl.config import TrainConfig
+    from maml_sl.tasks import make_task
+
+    leaky = tmp_path / "leaky"
+    shutil.copytree(mini_dir, leaky)
+    train_row = (leaky / "train.csv").read_text().splitlines()[1]
+    test_rows = (leaky / "test.csv").read_text().splitlines()
+    copy = "copy" + train_row.split(",")[0]
+    shutil.copy(leaky / "images" / train_row.split(",")[0], leaky / "images" / copy)
+    test_rows[1] = f"{copy},{test_rows[1].split(',')[1]}"  # one test image is a training image
+    (leaky / "test.csv").write_text("\n".join(test_rows) + "\n")
+    config = TrainConfig(task="miniimagenet", data=str(leaky), ways=2, shots=1, query=2)
+    with pytest.raises(UsageError, match="the test split shares images with the train split: 1 "):
+        make_task(config, torch.device("cpu"))
+    clean = TrainConfig(task="miniimagenet", data=str(mini_dir), ways=2, shots=1, query=2)
+    make_task(clean, torch.device("cpu"))

@@ -83,12 +83,73 @@ def test_splits_by_set_by_alphabet_and_seeded(omniglot_dir):
     assert len(train_names) == 12 and all(n.startswith("images_background") for n in train_names)
     by_alphabet = split_characters(characters, test_on=["Alphabet_0_1"])
     assert {n.split("/")[1] for n in by_alphabet["test"].names} == {"Alphabet_0_1"}
-    seeded = split_characters(characters, seed=3)
+    seeded = split_characters(characters, split_seed=3)
     names = [set(seeded[k].names) for k in ("train", "val", "test")]
     assert sum(len(s) for s in names) == 18 and not (names[0] & names[1] or names[0] & names[2])
-    assert split_characters(characters, seed=3)["test"].names == seeded["test"].names
+    assert split_characters(characters, split_seed=3)["test"].names == seeded["test"].names
     with pytest.raises(UsageError, match="--test-on Klingon selects no characters"):
         split_characters(characters, test_on=["Klingon"])
+
+
+@pytest.fixture(scope="module")
+def small_sets(tmp_path_factory):
+    """small1 with alphabets 0-2; small2 with a copy of alphabet 0_1 (one drawing re-encoded, so
+    its bytes differ but not its pixels) and two alphabets of its own."""
+    root = tmp_path_factory.mktemp("small")
+    small1 = write_omniglot(root, "images_background_small1", alphabets=3, characters=3, seed=0)
+    small2 = write_omniglot(root, "images_background_small2", alphabets=2, characters=3, seed=1)
+    shutil.copytree(small1 / "Alphabet_0_1", small2 / "Alphabet_0_1")
+    from PIL import Image
+
+    drawing = sorted((small2 / "Alphabet_0_1" / "character01").glob("*.png"))[0]
+    before = drawing.read_bytes()
+    Image.open(drawing).save(drawing, compress_level=0)
+    assert drawing.read_bytes() != before
+    return root
+
+
+def test_copied_characters_count_once_without_selectors(small_sets):
+    characters = load_omniglot(small_sets)
+    assert len(characters.names) == 18  # 9 + 9 folders, 3 of them copies
+    parts = split_characters(characters)
+    names = [n for part in parts.values() for n in part.names]
+    assert len(names) == 15
+    alphabets = [n.split("/", 1)[1].rsplit("/", 1)[0] for n in names]
+    assert alphabets.count("Alphabet_0_1") == 3
+
+
+def test_a_test_side_holding_training_images_is_refused_naming_the_disjoint_choice(small_sets):
+    characters = load_omniglot(small_sets)
+    sides = {"train_on": ["images_background_small1"], "test_on": ["images_background_small2"]}
+    with pytest.raises(UsageError) as error:
+        split_characters(characters, **sides)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "images_background_small2/Alphabet_0_1 (3) are copies from " in message
+    assert "images_background_small1/Alphabet_0_1 (3)" in message
+    choice = "images_background_small2/Alphabet_1_0,images_background_small2/Alphabet_1_1"
+    assert message.endswith(f"test on the rest: --test-on {choice}")
+    parts = split_characters(characters, train_on=sides["train_on"], test_on=choice.split(","))
+    assert {n.rsplit("/", 1)[0] for n in parts["test"].names} == set(choice.split(","))
+    rest = split_characters(characters, train_on=sides["train_on"])  # test: the rest, no copies
+    assert rest["test"].names == parts["test"].names
+    with pytest.raises(UsageError, match="both select images_background_small1/Alphabet_0_0"):
+        split_characters(characters, train_on=["Alphabet_0_0"], test_on=["Alphabet_0_0"])
+
+
+def test_the_test_characters_do_not_move_with_the_training_seed(omniglot_dir):
+    from maml_sl.config import TrainConfig
+    from maml_sl.tasks import make_task
+
+    def test_images(**settings):
+        config = TrainConfig(
+            task="omniglot", data=str(omniglot_dir), ways=3, shots=1, query=2, **settings
+        )
+        return make_task(config, torch.device("cpu")).test_sampler.images
+
+    first = test_images(seed=0)
+    assert torch.equal(test_images(seed=7), first)
+    assert not torch.equal(test_images(split_seed=7), first)
 
 
 def test_episodes_have_n_classes_k_shots_q_queries_and_no_overlap(omniglot_dir):
@@ -171,7 +232,7 @@ def test_too_few_classes_or_images_are_named():
 def test_meta_training_on_the_fixture_raises_accuracy_after_adaptation(omniglot_dir):
     torch.manual_seed(0)
     characters = load_omniglot(omniglot_dir)
-    parts = split_characters(characters, seed=0, test_fraction=0.3, val_fraction=0.0)
+    parts = split_characters(characters, split_seed=0, test_fraction=0.3, val_fraction=0.0)
     train = FewShotTasks(parts["train"].images, parts["train"].counts, ways=5, rotations=True)
     test = FewShotTasks(parts["test"].images, parts["test"].counts, ways=5, rotations=True)
     learner = MAML(conv4(1, 5, filters=16), cross_entropy, inner_lr=0.4, first_order=True)

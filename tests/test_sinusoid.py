@@ -86,6 +86,23 @@ def test_resume_continues_bit_for_bit(tmp_path):
     assert torch.equal(a["generator"], b["generator"])
 
 
+def test_cosine_meta_lr_falls_from_meta_lr_to_zero_over_the_run(tmp_path):
+    from maml_sl.config import TrainConfig
+    from maml_sl.trainer import meta_lr_at
+
+    config = TrainConfig(meta_lr=0.002, iterations=100, meta_lr_schedule="cosine")
+    assert meta_lr_at(config, 0) == 0.002
+    assert meta_lr_at(config, 50) == pytest.approx(0.001)
+    assert 0 < meta_lr_at(config, 99) < 1e-6
+    assert meta_lr_at(TrainConfig(meta_lr=0.002), 99) == 0.002
+    run = tmp_path / "run"
+    args = TINY + ["--iterations", "10", "--meta-lr-schedule", "cosine", "--run-dir", str(run)]
+    assert run_train(args) == 0
+    logged = EventAccumulator(str(run)).Reload().Scalars("charts/meta_lr")
+    expected = [1e-3 * 0.5 * (1 + math.cos(math.pi * (done - 1) / 10)) for done in (5, 10)]
+    assert [e.value for e in logged] == pytest.approx(expected, rel=1e-6)
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_state(tmp_path, monkeypatch, capsys):
     original = SinusoidTasks.sample
     calls = {"n": 0}

@@ -69,7 +69,7 @@ def _omniglot(config: TrainConfig, device: torch.device) -> TaskSetup:
         raise UsageError("--task omniglot needs --data PATH (an Omniglot folder or zip)")
     characters = load_omniglot(config.data, cache_dir=config.cache_dir or None)
     parts = split_characters(
-        characters, config.seed, _names(config.train_on), _names(config.test_on)
+        characters, config.split_seed, _names(config.train_on), _names(config.test_on)
     )
     model = conv4(1, config.ways, filters=config.filters, pool="stride", image_size=IMAGE_SIZE)
     return _image_task(
@@ -79,6 +79,7 @@ def _omniglot(config: TrainConfig, device: torch.device) -> TaskSetup:
 
 def _miniimagenet(config: TrainConfig, device: torch.device) -> TaskSetup:
     from maml_sl.data.miniimagenet import IMAGE_SIZE, SPLITS, load_miniimagenet
+    from maml_sl.data.overlap import check_disjoint
 
     if not config.data:
         raise UsageError("--task miniimagenet needs --data PATH (images/ and the split CSVs)")
@@ -86,6 +87,7 @@ def _miniimagenet(config: TrainConfig, device: torch.device) -> TaskSetup:
         raise UsageError("--train-on/--test-on are for Omniglot; MiniImageNet has fixed splits")
     cache = config.cache_dir or None
     parts = {split: load_miniimagenet(config.data, split, cache_dir=cache) for split in SPLITS}
+    check_disjoint(parts)
     model = conv4(3, config.ways, filters=config.filters, pool="max", image_size=IMAGE_SIZE)
     return _image_task(config, device, parts, model, ImageFormat(IMAGE_SIZE, "RGB"), False)
 
