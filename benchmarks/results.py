@@ -7,13 +7,18 @@ import os
 import platform
 import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-HEADER = "# Benchmark results\n\nEach section is rewritten by the script named in it.\n"
+HEADER = (
+    "# Benchmark results\n\nEach section is written whole by the command in its header, on the "
+    "code as committed; a\nsection's figures change only when that command is run again. History "
+    "and one-off\nexperiments are in `NOTES.md`.\n"
+)
 
 
 def machine() -> str:
@@ -33,13 +38,28 @@ def machine() -> str:
     )
 
 
+def commit() -> str:
+    """The commit the code was run at, and whether tracked files differed from it."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=root).returncode != 0
+    except OSError:
+        return "unknown commit"
+    if not head:
+        return "unknown commit"
+    return f"commit {head}" + (" with uncommitted changes" if dirty else "")
+
+
 def write_section(name: str, body: str, module: str) -> None:
     """Replace (or add) the section ``name`` with ``body`` plus the command, machine and date."""
     command = " ".join(["python -m", module, *(shlex.quote(a) for a in sys.argv[1:])])
     stamp = datetime.date.today().isoformat()
     block = (
-        f"<!-- {name}:start -->\n## {name}\n\n`{command}` on {stamp}\n\nMachine: {machine()}\n\n"
-        f"{body.strip()}\n<!-- {name}:end -->"
+        f"<!-- {name}:start -->\n## {name}\n\n`{command}` on {stamp}, {commit()}\n\n"
+        f"Machine: {machine()}\n\n{body.strip()}\n<!-- {name}:end -->"
     )
     text = RESULTS.read_text() if RESULTS.exists() else HEADER
     pattern = re.compile(

@@ -1,10 +1,13 @@
 """Env steps per second of the batched env against the physics limit and single envs.
 
-The physics limit is ``mujoco.rollout`` alone advancing all copies (no observations, rewards or
-Python per copy); the batched env adds observations, rewards and infos as array operations;
-the single-env line steps Gymnasium-style envs one by one in a Python loop.
+All three run the same workload: the same copies from the same resets, fed the same random
+actions for the same number of steps (episodes end and restart at the same steps). The physics
+limit replays, through ``mujoco.rollout`` alone, exactly the calls the batched env made (its
+states, controls and step counts, resets included), so it is what the batched env would take
+if observations, rewards and resets cost nothing; the single-env line steps Gymnasium-style envs
+one by one in a Python loop.
 
-    python -m benchmarks.speed_envs [--copies 400 800] [--frame-skip 5] [--seconds 3] [--write]
+    python -m benchmarks.speed_envs [--copies 400 800] [--frame-skip 1] [--steps 400] [--write]
 """
 
 from __future__ import annotations
@@ -19,70 +22,77 @@ from mujoco import rollout
 import envs
 from benchmarks.results import write_section
 from envs import BatchedTaskEnv
+from maml.cli import PRESETS
+from maml.config import read_toml
 
 
-def rate(step, copies: int, seconds: float) -> float:
-    """Env steps per second of ``step()``, which advances ``copies`` copies by one env step."""
-    step()
-    calls, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        step()
-        calls += 1
-    return calls * copies / (time.perf_counter() - start)
+def action_sequence(space, copies: int, steps: int) -> np.ndarray:
+    """(steps, copies, action_dim) uniform random actions in the env's box, seeded."""
+    rng = np.random.default_rng(1)
+    low, high = space.low, space.high
+    return rng.uniform(low, high, size=(steps, copies, *low.shape))
 
 
-def physics_limit(family: str, copies: int, nthread: int, seconds: float, **kwargs) -> float:
+def batched_and_limit(
+    family: str, copies: int, nthread: int, steps: int, **kwargs
+) -> tuple[float, float]:
+    """Env steps/s of the batched env, and of ``mujoco.rollout`` replaying its very calls."""
     batch = BatchedTaskEnv(family, copies, nthread=nthread, **kwargs)
-    batch.reset(seed=0)
+    batch.set_tasks(batch.sample_tasks(copies, np.random.default_rng(0)))
+    actions = action_sequence(batch.single_action_space, copies, steps)
     physics = batch._physics
+    calls = []
+    original = physics.pool.rollout
+
+    def recording(model, datas, states, controls, **kw):
+        calls.append((states.copy(), controls.copy(), kw))
+        return original(model, datas, states, controls, **kw)
+
+    batch.reset(seed=0)
+    batch.step(actions[0])  # warm-up
+    physics.pool.rollout = recording
+    calls.clear()
+    start = time.perf_counter()
+    for step in range(steps):
+        batch.step(actions[step])
+    env_seconds = time.perf_counter() - start
+    physics.pool.rollout = original
     pool = rollout.Rollout(nthread=nthread)
     datas = [mujoco.MjData(physics.model) for _ in range(nthread)]
-    rng = np.random.default_rng(0)
-    controls = rng.uniform(-1, 1, size=(copies, 1, physics.model.nu))
-    states = physics.states.copy()
-
-    def step() -> None:
-        nonlocal states
-        out, _ = pool.rollout(
-            physics.model,
-            datas,
-            states,
-            controls,
-            nstep=physics.frame_skip,
-            initial_warmstart=np.zeros((1, physics.model.nv)),
-        )
-        states = out[:, -1]
-
-    result = rate(step, copies, seconds)
+    pool.rollout(physics.model, datas, *calls[0][:2], **calls[0][2])  # warm-up
+    start = time.perf_counter()
+    for states, controls, kw in calls:
+        pool.rollout(physics.model, datas, states, controls, **kw)
+    limit_seconds = time.perf_counter() - start
     pool.close()
     batch.close()
-    return result
+    return steps * copies / env_seconds, steps * copies / limit_seconds
 
 
-def batched(family: str, copies: int, nthread: int, seconds: float, **kwargs) -> float:
-    batch = BatchedTaskEnv(family, copies, nthread=nthread, max_episode_steps=10**9, **kwargs)
-    batch.set_tasks(batch.sample_tasks(copies, np.random.default_rng(0)))
-    batch.reset(seed=0)
-    actions = 0.3 * np.random.default_rng(1).uniform(-1, 1, size=batch.action_space.shape)
-    result = rate(lambda: batch.step(actions), copies, seconds)
-    batch.close()
-    return result
-
-
-def singles(family: str, copies: int, seconds: float, **kwargs) -> float:
+def singles(family: str, copies: int, steps: int, **kwargs) -> float:
+    """Env steps/s of single envs stepped in a Python loop, with the same actions and resets."""
     cls = envs.family_class(family)
     pool = [cls(**kwargs) for _ in range(copies)]
     for i, env in enumerate(pool):
         env.reset(seed=i)
-    actions = 0.3 * np.random.default_rng(1).uniform(
-        -1, 1, size=(copies, pool[0].action_space.shape[0])
-    )
+    actions = action_sequence(pool[0].action_space, copies, steps)
+    episode_steps = np.zeros(copies, dtype=int)
+    start = time.perf_counter()
+    for step in range(steps):
+        for i, env in enumerate(pool):
+            _, _, terminated, _, _ = env.step(actions[step, i])
+            episode_steps[i] += 1
+            if terminated or episode_steps[i] >= cls.horizon:
+                env.reset()
+                episode_steps[i] = 0
+    seconds = time.perf_counter() - start
+    return steps * copies / seconds
 
-    def step() -> None:
-        for env, action in zip(pool, actions, strict=True):
-            env.step(action)
 
-    return rate(step, copies, seconds)
+def preset_frame_skip(family: str) -> int:
+    """The physics steps per env step that the family's training preset uses."""
+    preset = read_toml(PRESETS / f"{family}.toml")
+    return preset.get("frame_skip") or envs.family_class(family)().frame_skip
 
 
 def main() -> None:
@@ -90,43 +100,46 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", default=["halfcheetah-vel", "ant-vel"])
     parser.add_argument("--copies", type=int, nargs="+", default=[400, 800])
     parser.add_argument(
-        "--frame-skip", type=int, default=5, help="physics steps per env step (Gymnasium's 5)"
+        "--frame-skip",
+        type=int,
+        default=0,
+        help="physics steps per env step; 0 takes each family's preset (HalfCheetah 1, Ant 5)",
     )
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--steps", type=int, default=400, help="env steps per measurement")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
-    kwargs = {"frame_skip": args.frame_skip}
-    rows = ["| family | copies | MuJoCo threads | physics limit | batched env | % of limit |"]
-    rows.append("|---|---|---|---|---|---|")
+    rows = [
+        "| family | physics steps per env step | copies | MuJoCo threads | physics limit "
+        "| batched env | % of limit |",
+        "|---|---|---|---|---|---|---|",
+    ]
     single_rows = []
     for family in args.families:
+        frame_skip = args.frame_skip or preset_frame_skip(family)
         for copies in args.copies:
             for nthread in (1, 2):
-                limit = physics_limit(family, copies, nthread, args.seconds, **kwargs)
-                ours = batched(family, copies, nthread, args.seconds, **kwargs)
+                ours, limit = batched_and_limit(
+                    family, copies, nthread, args.steps, frame_skip=frame_skip
+                )
                 line = (
-                    f"| {family} | {copies} | {nthread} | {limit:,.0f} | {ours:,.0f} | "
-                    f"{100 * ours / limit:.0f}% |"
+                    f"| {family} | {frame_skip} | {copies} | {nthread} | {limit:,.0f} | "
+                    f"{ours:,.0f} | {100 * ours / limit:.0f}% |"
                 )
                 print(line, flush=True)
                 rows.append(line)
-        single = singles(family, 50, args.seconds, **kwargs)
+        single = singles(family, 50, max(1, args.steps // 8), frame_skip=frame_skip)
         single_rows.append(f"- {family}: {single:,.0f} env steps/s")
         print(single_rows[-1], flush=True)
     body = (
-        f"Env steps per second (one env step = {args.frame_skip} physics steps), random "
-        "actions.\n\n"
+        f"Env steps per second over {args.steps} env steps of every copy, random actions in the "
+        "action box, the family's episode length (episodes end and restart inside the run).\n\n"
         + "\n".join(rows)
         + "\n\nSingle envs of the same family stepped one after another in Python "
-        "(the Gymnasium way, 50 copies):\n" + "\n".join(single_rows)
+        f"(the Gymnasium way, 50 copies, {max(1, args.steps // 8)} steps):\n"
+        + "\n".join(single_rows)
     )
     if args.write:
-        name = (
-            "speed_envs (cpu)"
-            if args.frame_skip == 5
-            else f"speed_envs (cpu, frame_skip {args.frame_skip})"
-        )
-        write_section(name, body, __spec__.name)
+        write_section("speed_envs (cpu)", body, __spec__.name)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
-"""Wall time of one MAML-TRPO meta-iteration, split into sampling, adaptation and the meta-update,
-at a preset's size; and the cost and effect of Fisher-vector products on episode subsets.
+"""Wall time of MAML-TRPO meta-iterations at a preset's size, timed as the trainer runs them;
+and, on request, the cost and effect of Fisher-vector products on episode subsets.
 
-    python -m benchmarks.speed_rl [--env halfcheetah-vel] [--warmup 1] [--iterations 2]
-        [--fractions 1.0 0.5 0.2] [--tasks-per-product 1 0] [--device cpu] [--write]
+    python -m benchmarks.speed_rl [--env halfcheetah-vel] [--warmup 1] [--iterations 5]
+        [--device cpu] [--compare-fractions 1.0 0.2] [--write]
 
-Per iteration the episodes are sampled once and every Fisher setting takes its TRPO step from
-the same parameters on them, so the rows compare time and step quality (surrogate improvement,
-KL, cosine between the steps) on equal data.
+The headline runs the training command's own loop (``maml_rl.trainer.train``, the preset as it
+stands) for warm-up plus timed iterations into a scratch run folder and reads each iteration's
+wall time from its TensorBoard log: sampling, adaptation, the TRPO step, logging and checkpoints
+alike. ``--compare-fractions`` then samples the episodes once per iteration and lets every Fisher
+fraction take its TRPO step from the same parameters on them, to compare time and step quality
+(surrogate improvement, KL, cosine between the steps) on equal data.
 """
 
 from __future__ import annotations
@@ -14,71 +17,57 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from benchmarks.results import write_section
 from maml.cli import PRESETS
 from maml.config import read_toml
 from maml_rl.config import TrainConfig
 from maml_rl.meta_update import trpo_step
-from maml_rl.trainer import build, sample_iteration, trpo_settings
+from maml_rl.trainer import build, sample_iteration, train, trpo_settings
 from maml_rl.trpo import flat
 
+PARTS = ("sampling", "adaptation", "meta_update")
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env", default="halfcheetah-vel")
-    parser.add_argument("--iterations", type=int, default=2, help="timed iterations")
-    parser.add_argument(
-        "--warmup",
-        type=int,
-        default=1,
-        help="untimed iterations first (the first vmap calls and allocations are slower)",
-    )
-    parser.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.5, 0.2])
-    parser.add_argument(
-        "--tasks-per-product",
-        type=int,
-        nargs="+",
-        default=[0],
-        help="tasks under vmap per Fisher product (0: all, the trainer's default)",
-    )
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
-    args = parser.parse_args()
-    config = TrainConfig(**{**read_toml(PRESETS / f"{args.env}.toml"), "device": args.device})
-    device = torch.device(args.device)
+
+def trainer_iterations(config: TrainConfig, warmup: int) -> dict[str, list[float]]:
+    """Seconds of every timed iteration of the trainer, whole and by part, from its log."""
+    with tempfile.TemporaryDirectory() as folder:
+        train(config, Path(folder))
+        events = EventAccumulator(folder).Reload()
+        series = {
+            name: [e.value for e in events.Scalars(f"time/{name}_seconds") if e.step > warmup]
+            for name in ("iteration", *PARTS)
+        }
+        series["env_steps_per_second"] = [
+            e.value for e in events.Scalars("charts/env_steps_per_second") if e.step > warmup
+        ]
+    return series
+
+
+def compare_fractions(config: TrainConfig, fractions: list[float], iterations: int) -> list[str]:
+    """Table rows: each Fisher fraction's TRPO step on the same episodes and parameters."""
+    device = torch.device(config.device)
     learner, sampler = build(config, device)
     start = copy.deepcopy(learner.state_dict())
-    settings = [
-        (fraction, chunk) for fraction in args.fractions for chunk in args.tasks_per_product
-    ]
-    phases = {"sampling": [], "adaptation": []}
-    found = {s: {"seconds": [], "improvement": [], "kl": [], "cosine": []} for s in settings}
-    for iteration in range(args.warmup + args.iterations):
-        timed = iteration >= args.warmup
-        before = sampler.steps_taken
-        # Every setting updates from the same parameters on the same episodes.
+    found = {f: {"seconds": [], "improvement": [], "kl": [], "cosine": []} for f in fractions}
+    for iteration in range(iterations):
         learner.load_state_dict(start)
-        train, valid, adapted, times = sample_iteration(learner, sampler, config, iteration, device)
-        steps = sampler.steps_taken - before
-        if timed:
-            for key in phases:
-                phases[key].append(times[key])
+        episodes, valid, adapted, _ = sample_iteration(learner, sampler, config, iteration, device)
         reference = None
-        for fraction, chunk in settings:
+        for fraction in fractions:
             learner.load_state_dict(start)
-            trpo = dataclasses.replace(
-                trpo_settings(config, device),
-                fisher_fraction=fraction,
-                fisher_tasks_per_product=chunk or None,
-            )
+            trpo = dataclasses.replace(trpo_settings(config, device), fisher_fraction=fraction)
             started = time.perf_counter()
             stats = trpo_step(
-                learner, train, valid, trpo, torch.Generator().manual_seed(iteration), adapted
+                learner, episodes, valid, trpo, torch.Generator().manual_seed(iteration), adapted
             )
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -86,40 +75,80 @@ def main() -> None:
             update = flat(learner.meta_params().values()) - flat(start.values())
             reference = update if reference is None else reference
             cosine = torch.nn.functional.cosine_similarity(update, reference, dim=0).item()
-            if timed:
-                for key, value in [
-                    ("seconds", seconds),
-                    ("improvement", stats["surrogate_before"] - stats["surrogate_after"]),
-                    ("kl", stats["kl"]),
-                    ("cosine", cosine),
-                ]:
-                    found[(fraction, chunk)][key].append(value)
-            print(iteration, fraction, chunk, f"{seconds:.2f} s", stats, flush=True)
+            for key, value in (
+                ("seconds", seconds),
+                ("improvement", stats["surrogate_before"] - stats["surrogate_after"]),
+                ("kl", stats["kl"]),
+                ("cosine", cosine),
+            ):
+                found[fraction][key].append(value)
+            print(f"fraction {fraction}: {seconds:.2f} s", stats, flush=True)
     sampler.close()
-    sampling = float(np.median(phases["sampling"]))
-    adaptation = float(np.median(phases["adaptation"]))
     rows = [
-        "| Fisher fraction | tasks per product | meta-update s | iteration s | surrogate "
-        "improvement | KL | cosine to first row's step |",
-        "|---|---|---|---|---|---|---|",
+        "| Fisher fraction | TRPO step s (median) | surrogate improvement | KL "
+        "| cosine to the first row's step |",
+        "|---|---|---|---|---|",
     ]
-    for (fraction, chunk), r in found.items():
-        update = float(np.median(r["seconds"]))
+    for fraction, r in found.items():
         rows.append(
-            f"| {fraction} | {chunk or 'all'} | {update:.2f} | "
-            f"{sampling + adaptation + update:.2f} | {np.mean(r['improvement']):.2e} | "
-            f"{np.mean(r['kl']):.4f} | {np.mean(r['cosine']):.3f} |"
+            f"| {fraction} | {statistics.median(r['seconds']):.2f} | "
+            f"{np.mean(r['improvement']):.2e} | {np.mean(r['kl']):.4f} | "
+            f"{np.mean(r['cosine']):.3f} |"
         )
-    body = (
-        f"{args.env} preset: {config.meta_batch} tasks x {config.rollouts} episodes x "
-        f"{sampler.horizon} steps, sampled twice per iteration ({steps:,} env steps); policy "
-        f"2x{config.hidden} {config.activation}; update on {args.device}. Sampling "
-        f"{sampling:.2f} s ({steps / sampling:,.0f} env steps/s), adaptation (advantages, "
-        f"adapted parameters) {adaptation:.2f} s per iteration (medians of {args.iterations} "
-        f"iterations after {args.warmup} untimed, untrained policy). Each row's TRPO step "
-        "starts from the same parameters on the same episodes; meta-update time is the median, "
-        "the rest are means over the iterations.\n\n" + "\n".join(rows)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="halfcheetah-vel")
+    parser.add_argument("--iterations", type=int, default=5, help="timed iterations")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="untimed iterations first (the first vmap calls and allocations are slower)",
     )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--compare-fractions",
+        type=float,
+        nargs="+",
+        default=[],
+        help="also compare these Fisher fractions' TRPO steps on the same episodes",
+    )
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    preset = read_toml(PRESETS / f"{args.env}.toml")
+    config = TrainConfig(
+        **{**preset, "device": args.device, "iterations": args.warmup + args.iterations}
+    )
+    series = trainer_iterations(config, args.warmup)
+    whole = series["iteration"]
+    parts = ", ".join(f"{name} {statistics.median(series[name]):.2f} s" for name in PARTS)
+    fraction = trpo_settings(config, torch.device(args.device)).fisher_fraction
+    body = (
+        f"{args.env} preset as the trainer runs it ({config.meta_batch} tasks x "
+        f"{config.rollouts} episodes, sampled before and after adaptation; policy "
+        f"{config.depth}x{config.hidden} {config.activation}; Fisher fraction {fraction}; update "
+        f"on {args.device}; untrained policy): {args.iterations} whole iterations after "
+        f"{args.warmup} untimed, each from its start to the end of its logging and checkpoint.\n\n"
+        f"- iteration: median {statistics.median(whole):.2f} s, mean {np.mean(whole):.2f} s "
+        f"(min {min(whole):.2f}, max {max(whole):.2f})\n"
+        f"- parts (medians): {parts}; sampling at "
+        f"{statistics.median(series['env_steps_per_second']):,.0f} env steps/s"
+    )
+    if args.compare_fractions:
+        rows = compare_fractions(
+            dataclasses.replace(config, iterations=args.iterations),
+            args.compare_fractions,
+            args.iterations,
+        )
+        body += (
+            "\n\nFisher fractions on equal data (each row's TRPO step from the same parameters on "
+            f"the same episodes, {args.iterations} iterations; the Gauss-Newton products "
+            "`J^T F J` on that fraction of each task's train and valid episodes):\n\n"
+            + "\n".join(rows)
+        )
     print(body)
     if args.write:
         write_section(f"speed_rl ({args.env}, {args.device})", body, __spec__.name)

@@ -278,8 +278,7 @@ class MAML(nn.Module):
         ``backward`` does. On the loop path each task's graph is freed as soon as its share of the
         gradient is taken, so memory holds one task's graph rather than the whole meta-batch's
         Tasks are taken ``tasks_per_backward`` at a time: one backward per group keeps memory near
-        one group's graphs (Omniglot conv4, 32 tasks: 720 MB for one graph, 330 MB in groups of 4)
-        and costs little time (first order 1.10 s against 1.06 s for one graph; per task: 1.33 s).
+        one group's graphs at little cost in time (benchmarks/RESULTS.md, speed_omniglot).
         Use :meth:`meta_loss` when the meta-objective itself must be differentiated again.
         """
         if (

@@ -64,5 +64,5 @@ def choose_path(
     if tracks_running_stats_in_training(model):
         return "loop", "BatchNorm running statistics cannot be updated inside vmap"
     if device.type == "cpu" and any(isinstance(m, _CONVS) for m in model.modules()):
-        return "loop", "convolutions lose their batching under vmap on the CPU (2x slower measured)"
+        return "loop", "convolutions lose their batching under vmap on the CPU (slower, measured)"
     return "vmap", "fastest measured for this model and device"

@@ -38,9 +38,9 @@ class TrainConfig:
     cg_damping: float = _f(1e-5, "damping added to the Fisher matrix", positive=True)
     line_search_steps: int = _f(15, "backtracking steps of the line search", positive=True)
     line_search_ratio: float = _f(0.8, "step shrink factor of the line search", positive=True)
-    # halfcheetah-vel preset (benchmarks/RESULTS.md, speed_rl): on 2 CPU cores a TRPO step takes
-    # 7.6 s at 0.2 instead of 23.6 s at 1.0, its direction has cosine 0.88 with the full-Fisher
-    # step and it improves the surrogate 85% as much; on an H200 both take 0.17 s.
+    # On the CPU a fifth of the episodes makes the TRPO step several times cheaper for a step close
+    # to the full Fisher's; on a GPU the whole Fisher costs little more (benchmarks/RESULTS.md,
+    # speed_rl --compare-fractions).
     fisher_fraction: float = _f(
         0.0,
         "fraction of each task's episodes the Fisher-vector products use; 0 takes 1.0 on CUDA "

@@ -24,9 +24,8 @@ class TRPOSettings:
     line_search_steps: int = 15
     line_search_ratio: float = 0.8
     fisher_fraction: float = 0.2
-    # Tasks under vmap per Fisher product (None: all). All at once measured faster at fraction 0.2
-    # on 2 CPU cores (7.6 s vs 9.6 s per TRPO step; a loop over tasks was faster at 1.0, 23.6 s vs
-    # 40.2 s) and on an H200 (0.13 s vs 3.07 s, where the loop is launch-bound).
+    # Tasks under vmap per Fisher product (None: all). All at once measured faster at the default
+    # fraction on 2 CPU cores and on an H200, where a loop over tasks is launch-bound.
     fisher_tasks_per_product: int | None = None
 
 

@@ -1,0 +1,180 @@
+"""Meta-iteration time alone and beside a competing CPU-bound process, for OpenMP wait settings.
+
+torch's CPU build runs its parallel regions on libgomp, whose idle workers spin for a while
+before they sleep. With more busy threads than cores the spinning takes the cores from the
+threads that have work. Each cell runs in a fresh process (libgomp reads its settings once, when
+torch loads) and reports the median time of one workload:
+
+- sinusoid: a second-order meta-iteration of the sinusoid MLP on the vmap path (meta-batch 25);
+- omniglot: a second-order 5-way 1-shot meta-iteration of conv4 through ``meta_backward``
+  (meta-batch 8, 15 query images per class, one inner step);
+- rl: one halfcheetah-vel meta-iteration as the trainer runs it (sampling with MuJoCo's threads,
+  adaptation, TRPO step) at a reduced size (10 tasks x 4 episodes).
+
+Settings: libgomp's own default (a spin of 300,000 rounds, ``GOMP_SPINCOUNT=300000``), the
+toolkit's default (``maml._openmp.SPIN_COUNT``), no spin (``GOMP_SPINCOUNT=0``, what
+``OMP_WAIT_POLICY=PASSIVE`` does), and one torch thread. Competitors: none, a pure-Python busy
+loop (one thread), and a second torch process (2 threads, libgomp's defaults: another training).
+
+    python -m benchmarks.speed_load [--workloads sinusoid omniglot rl] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from benchmarks.results import write_section
+from maml._openmp import SPIN_COUNT
+
+SETTINGS = {
+    "libgomp default (spin 300000)": {"GOMP_SPINCOUNT": "300000"},
+    f"toolkit default (spin {SPIN_COUNT})": {"GOMP_SPINCOUNT": SPIN_COUNT},
+    "no spin (passive)": {"GOMP_SPINCOUNT": "0"},
+    "1 torch thread": {"OMP_NUM_THREADS": "1"},
+}
+COMPETITORS = {
+    "alone": None,
+    "beside a Python busy loop": "while True: pass",
+    "beside a torch process": (
+        "import torch\n"
+        "torch.set_num_threads(2)\n"
+        "a = torch.randn(64, 64)\n"
+        "while True:\n"
+        "    a = torch.tanh(a @ a * 0.01)\n"
+    ),
+}
+COMPETITOR_ENV = {"GOMP_SPINCOUNT": "300000"}  # a process outside the toolkit: libgomp defaults
+REPEATS = {"sinusoid": 100, "omniglot": 8, "rl": 3}
+
+
+def sinusoid_step():
+    import torch
+
+    from maml import MAML
+    from maml_sl.losses import mse
+    from maml_sl.models import mlp
+    from maml_sl.tasks.sinusoid import SinusoidTasks
+
+    torch.manual_seed(0)
+    learner = MAML(mlp(1, 1), mse, inner_lr=0.01, path="vmap")
+    support, query = SinusoidTasks().sample(25, 10, 10, torch.Generator().manual_seed(0))
+    return lambda: learner.meta_loss(support, query).backward()
+
+
+def omniglot_step():
+    import torch
+
+    from maml import MAML
+    from maml_sl.losses import cross_entropy
+    from maml_sl.models import conv4
+
+    torch.manual_seed(0)
+    learner = MAML(conv4(1, 5), cross_entropy, inner_lr=0.4)
+    g = torch.Generator().manual_seed(0)
+    support = (torch.rand(8, 5, 1, 28, 28, generator=g), torch.arange(5).expand(8, 5))
+    labels = torch.arange(5).repeat_interleave(15).expand(8, 75)
+    query = (torch.rand(8, 75, 1, 28, 28, generator=g), labels)
+    return lambda: learner.meta_backward(support, query)
+
+
+def rl_step():
+    import torch
+
+    from maml_rl.config import TrainConfig
+    from maml_rl.meta_update import trpo_step
+    from maml_rl.trainer import build, sample_iteration, trpo_settings
+
+    config = TrainConfig(env="halfcheetah-vel", frame_skip=1, meta_batch=10, rollouts=4)
+    config.device = "cpu"
+    device = torch.device("cpu")
+    learner, sampler = build(config, device)
+    settings = trpo_settings(config, device)
+    counter = iter(range(10**6))
+
+    def step():
+        iteration = next(counter)
+        train, valid, adapted, _ = sample_iteration(learner, sampler, config, iteration, device)
+        trpo_step(learner, train, valid, settings, torch.Generator().manual_seed(0), adapted)
+
+    return step
+
+
+WORKLOADS = {"sinusoid": sinusoid_step, "omniglot": omniglot_step, "rl": rl_step}
+
+
+def measure(workload: str) -> float:
+    """Median seconds of the workload's step in this process (after two untimed steps)."""
+    import torch
+
+    if os.environ.get("OMP_NUM_THREADS") == "1":
+        torch.set_num_threads(1)
+    step = WORKLOADS[workload]()
+    for _ in range(2):
+        step()
+    times = []
+    for _ in range(REPEATS[workload]):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run_cell(workload: str, setting: dict[str, str]) -> float:
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
+    env.update(setting)
+    command = [sys.executable, "-m", "benchmarks.speed_load", "--one", workload]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", nargs="+", choices=sorted(WORKLOADS), default=["sinusoid"])
+    parser.add_argument("--one", choices=sorted(WORKLOADS), help="internal: measure here")
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps({"seconds": measure(args.one)}))
+        return
+    tables = []
+    for workload in args.workloads:
+        unit, scale = ("ms", 1000) if workload == "sinusoid" else ("s", 1)
+        rows = [
+            "| setting | " + " | ".join(COMPETITORS) + " |",
+            "|---|" + "---|" * len(COMPETITORS),
+        ]
+        cells = {name: [] for name in SETTINGS}
+        for competitor, code in COMPETITORS.items():
+            process = None
+            if code is not None:
+                env = {**os.environ, **COMPETITOR_ENV}
+                process = subprocess.Popen([sys.executable, "-c", code], env=env)
+                time.sleep(2)
+            try:
+                for name, setting in SETTINGS.items():
+                    seconds = run_cell(workload, setting)
+                    cells[name].append(f"{seconds * scale:.{3 if unit == 's' else 1}f} {unit}")
+                    print(workload, competitor, name, cells[name][-1], flush=True)
+            finally:
+                if process is not None:
+                    process.kill()
+                    process.wait()
+        rows += [f"| {name} | " + " | ".join(values) + " |" for name, values in cells.items()]
+        tables.append(f"{workload} (median of {REPEATS[workload]}):\n\n" + "\n".join(rows))
+    body = (
+        "Median time per meta-iteration, each cell a fresh process (what the module docstring "
+        "describes: `python -m benchmarks.speed_load --help`).\n\n" + "\n\n".join(tables)
+    )
+    print(body)
+    if args.write:
+        write_section("speed_load (cpu)", body, __spec__.name)
+
+
+if __name__ == "__main__":
+    main()
