@@ -27,8 +27,7 @@ step() {
 nvidia-smi -L
 $PY -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"
 step 60 $PY -m pytest -q -p no:cacheprovider -m cuda tests
-step 120 $PY -m benchmarks.speed_rl --device cuda --iterations 2 --fractions 1.0 0.2 --write
-step 120 $PY -m benchmarks.speed_rl --device cpu --iterations 2 --fractions 1.0 0.2
+step 150 $PY -m benchmarks.speed_rl --device cuda --iterations 3 --compare-fractions 1.0 0.2 --write
 step 140 $PY -m benchmarks.speed_omniglot --device cuda --repeats 5 --write
 step 40 $PY -m benchmarks.speed_sinusoid --device cuda --repeats 100 --write
 step 90 $PY -m pytest -q -p no:cacheprovider -x tests

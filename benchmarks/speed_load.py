@@ -30,11 +30,9 @@ import sys
 import time
 
 from benchmarks.results import write_section
-from maml._openmp import SPIN_COUNT
 
 SETTINGS = {
     "libgomp default (spin 300000)": {"GOMP_SPINCOUNT": "300000"},
-    f"toolkit default (spin {SPIN_COUNT})": {"GOMP_SPINCOUNT": SPIN_COUNT},
     "no spin (passive)": {"GOMP_SPINCOUNT": "0"},
     "1 torch thread": {"OMP_NUM_THREADS": "1"},
 }
