@@ -11,10 +11,12 @@ torch loads) and reports the median time of one workload:
 - rl: one halfcheetah-vel meta-iteration as the trainer runs it (sampling with MuJoCo's threads,
   adaptation, TRPO step) at a reduced size (10 tasks x 4 episodes).
 
-Settings: libgomp's own default (a spin of 300,000 rounds, ``GOMP_SPINCOUNT=300000``), the
-toolkit's default (``maml._openmp.SPIN_COUNT``), no spin (``GOMP_SPINCOUNT=0``, what
-``OMP_WAIT_POLICY=PASSIVE`` does), and one torch thread. Competitors: none, a pure-Python busy
-loop (one thread), and a second torch process (2 threads, libgomp's defaults: another training).
+Settings: torch's default (one thread per core, libgomp's default spin), the toolkit's default
+(the same, with the trainers' ``maml.threads.ThreadBudget`` resizing the team to the cores other
+processes leave; it is given 3 seconds to measure before the timing), no spin
+(``GOMP_SPINCOUNT=0``, what ``OMP_WAIT_POLICY=PASSIVE`` does), and one torch thread.
+Competitors: none, a pure-Python busy loop (one thread), and a second torch process (2 threads,
+libgomp's defaults: another training).
 
     python -m benchmarks.speed_load [--workloads sinusoid omniglot rl] [--write]
 """
@@ -32,7 +34,8 @@ import time
 from benchmarks.results import write_section
 
 SETTINGS = {
-    "libgomp default (spin 300000)": {"GOMP_SPINCOUNT": "300000"},
+    "torch's default": {},
+    "toolkit default (thread budget)": {"MAML_BENCH_THREAD_BUDGET": "1"},
     "no spin (passive)": {"GOMP_SPINCOUNT": "0"},
     "1 torch thread": {"OMP_NUM_THREADS": "1"},
 }
@@ -47,7 +50,6 @@ COMPETITORS = {
         "    a = torch.tanh(a @ a * 0.01)\n"
     ),
 }
-COMPETITOR_ENV = {"GOMP_SPINCOUNT": "300000"}  # a process outside the toolkit: libgomp defaults
 REPEATS = {"sinusoid": 100, "omniglot": 8, "rl": 3}
 
 
@@ -106,29 +108,41 @@ def rl_step():
 WORKLOADS = {"sinusoid": sinusoid_step, "omniglot": omniglot_step, "rl": rl_step}
 
 
-def measure(workload: str) -> float:
-    """Median seconds of the workload's step in this process (after two untimed steps)."""
+def measure(workload: str) -> tuple[float, int]:
+    """Median seconds of the workload's step in this process, after untimed steps (at least two,
+    and 3 seconds' worth where the thread budget runs), and the threads torch ended with."""
     import torch
+
+    from maml.threads import ThreadBudget
 
     if os.environ.get("OMP_NUM_THREADS") == "1":
         torch.set_num_threads(1)
+    budget = ThreadBudget(enabled=bool(os.environ.get("MAML_BENCH_THREAD_BUDGET")))
     step = WORKLOADS[workload]()
+    warm = time.perf_counter() + (3.0 if budget.enabled else 0.0)
     for _ in range(2):
+        budget.update()
+        step()
+    while time.perf_counter() < warm:
+        budget.update()
         step()
     times = []
     for _ in range(REPEATS[workload]):
+        budget.update()
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times), torch.get_num_threads()
 
 
-def run_cell(workload: str, setting: dict[str, str]) -> float:
+def run_cell(workload: str, setting: dict[str, str]) -> tuple[float, int]:
+    """Seconds per step and torch's final thread count, measured in a fresh process."""
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
     env.update(setting)
     command = [sys.executable, "-m", "benchmarks.speed_load", "--one", workload]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["seconds"], result["threads"]
 
 
 def main() -> None:
@@ -138,7 +152,8 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps({"seconds": measure(args.one)}))
+        seconds, threads = measure(args.one)
+        print(json.dumps({"seconds": seconds, "threads": threads}))
         return
     tables = []
     for workload in args.workloads:
@@ -151,13 +166,15 @@ def main() -> None:
         for competitor, code in COMPETITORS.items():
             process = None
             if code is not None:
-                env = {**os.environ, **COMPETITOR_ENV}
+                env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
                 process = subprocess.Popen([sys.executable, "-c", code], env=env)
                 time.sleep(2)
             try:
                 for name, setting in SETTINGS.items():
-                    seconds = run_cell(workload, setting)
-                    cells[name].append(f"{seconds * scale:.{3 if unit == 's' else 1}f} {unit}")
+                    seconds, threads = run_cell(workload, setting)
+                    cells[name].append(
+                        f"{seconds * scale:.{3 if unit == 's' else 1}f} {unit} ({threads})"
+                    )
                     print(workload, competitor, name, cells[name][-1], flush=True)
             finally:
                 if process is not None:
@@ -166,8 +183,9 @@ def main() -> None:
         rows += [f"| {name} | " + " | ".join(values) + " |" for name, values in cells.items()]
         tables.append(f"{workload} (median of {REPEATS[workload]}):\n\n" + "\n".join(rows))
     body = (
-        "Median time per meta-iteration, each cell a fresh process (what the module docstring "
-        "describes: `python -m benchmarks.speed_load --help`).\n\n" + "\n\n".join(tables)
+        "Median time per meta-iteration, each cell a fresh process, with the torch threads it "
+        "ended with in brackets (the settings and workloads: the module docstring of "
+        "`benchmarks/speed_load.py`).\n\n" + "\n\n".join(tables)
     )
     print(body)
     if args.write:

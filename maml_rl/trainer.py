@@ -19,6 +19,7 @@ from maml.errors import TrainingError, UsageError
 from maml.inner_loop import Params
 from maml.learner import MAML
 from maml.runs import StopRequest, log_hyperparameters, resolve_device
+from maml.threads import ThreadBudget
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import Episodes, with_advantages
 from maml_rl.losses import reinforce_loss
@@ -168,10 +169,12 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
         f"x {sampler.horizon} steps, policy update on {device}"
     )
     progress = tqdm(total=config.iterations, initial=start, desc=config.env, unit="it")
+    threads = ThreadBudget()
     try:
         with StopRequest() as stop:
             for iteration in range(start, config.iterations):
                 iteration_started = time.perf_counter()
+                writer.add_scalar("charts/torch_threads", threads.update(), iteration + 1)
                 steps_before = sampler.steps_taken
                 train_episodes, valid, adapted, times = sample_iteration(
                     learner, sampler, config, iteration, device
@@ -216,6 +219,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
                 )
                 stop.honour(lambda d=done: checkpoint(d), done, run_dir, progress)
     finally:
+        threads.restore()
         progress.close()
         writer.close()
         sampler.close()

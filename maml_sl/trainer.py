@@ -17,6 +17,7 @@ from maml.errors import TrainingError
 from maml.learner import MAML
 from maml.msl import msl_weights
 from maml.runs import StopRequest, log_hyperparameters, resolve_device
+from maml.threads import ThreadBudget
 from maml_sl.config import TrainConfig
 from maml_sl.tasks import TaskSetup, make_task
 
@@ -85,9 +86,11 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
     progress = tqdm(
         total=config.iterations, initial=start, desc=config.task, mininterval=1.0, unit="it"
     )
+    threads = ThreadBudget()
     try:
         with StopRequest() as stop:
             for iteration in range(start, config.iterations):
+                threads.update()
                 iteration_state = generator.get_state()
                 support, query = setup.sampler.sample(
                     config.meta_batch, config.shots, config.query, generator
@@ -125,6 +128,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
                         "charts/iterations_per_second", count / (now - window_start), done
                     )
                     writer.add_scalar("charts/wall_time", elapsed + now - started, done)
+                    writer.add_scalar("charts/torch_threads", threads.threads, done)
                     _log_inner_lrs(writer, learner, done)
                     progress.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
                     window_start, window_loss, count = now, torch.zeros((), device=device), 0
@@ -138,6 +142,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
                     lambda d=done: checkpoint(d, generator.get_state()), done, run_dir, progress
                 )
     finally:
+        threads.restore()
         progress.close()
         writer.close()
     if start >= config.iterations:

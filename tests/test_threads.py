@@ -1,0 +1,76 @@
+"""The thread budget: torch's team shrinks to the cores other processes leave idle."""
+
+import pytest
+import torch
+
+from maml.threads import ThreadBudget, cpu_seconds
+
+
+@pytest.fixture
+def four_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    yield
+    torch.set_num_threads(before)
+
+
+class Machine:
+    """A scripted clock and CPU counters: ``run(seconds, others, own)`` advances them."""
+
+    def __init__(self):
+        self.now, self.busy, self.own = 0.0, 0.0, 0.0
+
+    def run(self, seconds, others, own):
+        self.now += seconds
+        self.own += own * seconds
+        self.busy += (others + own) * seconds
+
+    def read(self):
+        return self.busy, self.own
+
+
+def budget_on(machine, interval=2.0):
+    return ThreadBudget(interval, read=machine.read, clock=lambda: machine.now, enabled=True)
+
+
+def test_threads_follow_the_cores_other_processes_leave(four_threads):
+    machine = Machine()
+    budget = budget_on(machine)
+    assert budget.threads == 4
+    machine.run(2.0, others=0.2, own=3.8)  # background noise
+    assert budget.update() == 4 and torch.get_num_threads() == 4
+    machine.run(2.0, others=1.0, own=3.0)  # another process takes a core
+    assert budget.update() == 3 and torch.get_num_threads() == 3
+    machine.run(2.0, others=3.9, own=0.1)  # the machine is full
+    assert budget.update() == 1 and torch.get_num_threads() == 1
+    machine.run(2.0, others=0.0, own=1.0)  # it has left
+    assert budget.update() == 4 and torch.get_num_threads() == 4
+
+
+def test_threads_change_only_after_an_interval_and_are_restored(four_threads):
+    machine = Machine()
+    budget = budget_on(machine)
+    machine.run(1.0, others=2.0, own=2.0)
+    assert budget.update() == 4  # too soon to judge
+    machine.run(1.5, others=2.0, own=2.0)
+    assert budget.update() == 2
+    budget.restore()
+    assert torch.get_num_threads() == 4 and budget.threads == 4
+
+
+def test_a_chosen_thread_count_is_kept(monkeypatch, four_threads):
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    budget = ThreadBudget()
+    assert not budget.enabled
+    assert budget.update() == 4 and torch.get_num_threads() == 4
+
+
+def test_cpu_seconds_reads_this_machine():
+    import time
+
+    busy, own = cpu_seconds()
+    deadline = time.monotonic() + 5
+    while cpu_seconds()[1] == own and time.monotonic() < deadline:
+        sum(i * i for i in range(10**5))  # some CPU time of our own
+    busy_after, own_after = cpu_seconds()
+    assert 0 <= own < own_after and busy <= busy_after
