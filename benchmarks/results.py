@@ -45,7 +45,13 @@ def commit() -> str:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
         ).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=root).returncode != 0
+        # RESULTS.md itself is what the benchmarks write: not code.
+        dirty = (
+            subprocess.run(
+                ["git", "diff", "--quiet", "HEAD", "--", ".", ":!benchmarks/RESULTS.md"], cwd=root
+            ).returncode
+            != 0
+        )
     except OSError:
         return "unknown commit"
     if not head:
