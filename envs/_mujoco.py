@@ -1,10 +1,11 @@
-"""MuJoCo plumbing shared by the single and batched envs: quiet model loading, states, forces."""
+"""MuJoCo plumbing shared by the single and batched envs: quiet model loading, states, and
+quantities MuJoCo computes from a state."""
 
 from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -74,20 +75,30 @@ def qpos_qvel(model: mujoco.MjModel, states: np.ndarray) -> tuple[np.ndarray, np
     return states[..., 1 : 1 + model.nq], states[..., 1 + model.nq : 1 + model.nq + model.nv]
 
 
-def contact_forces(
-    model: mujoco.MjModel, scratch: mujoco.MjData, states: np.ndarray, ctrls: np.ndarray
+def forward_quantities(
+    model: mujoco.MjModel,
+    scratch: mujoco.MjData,
+    read: Callable[[mujoco.MjData], np.ndarray],
+    states: np.ndarray,
+    ctrls: np.ndarray,
 ) -> np.ndarray:
-    """External contact forces ``cfrc_ext`` (n, nbody, 6) at each state under its control.
+    """``read(data)`` (a flat array) of each state under its control, stacked: (n, size).
 
+    ``data`` holds the state after ``mj_forward``, ``mj_rnePostConstraint`` (``cfrc_ext``) and
+    ``mj_subtreeVel`` (``subtree_linvel``): what rllab's ``model.forward()`` left after a step.
     Computed on a scratch ``MjData`` from the state alone (zero solver warm start), so that a
     single env and a batched env get the same numbers for the same state.
     """
-    forces = np.empty((len(states), model.nbody, 6))
+    out = None
     for i, (state, ctrl) in enumerate(zip(states, ctrls, strict=True)):
         mujoco.mj_setState(model, scratch, state, FULLPHYSICS)
         scratch.ctrl[:] = ctrl
         scratch.qacc_warmstart[:] = 0.0
         mujoco.mj_forward(model, scratch)
         mujoco.mj_rnePostConstraint(model, scratch)
-        forces[i] = scratch.cfrc_ext
-    return forces
+        mujoco.mj_subtreeVel(model, scratch)
+        values = read(scratch)
+        if out is None:
+            out = np.empty((len(states), values.size))
+        out[i] = values
+    return np.empty((0, 0)) if out is None else out

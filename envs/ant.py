@@ -1,26 +1,35 @@
 """Ant with a goal velocity or a goal direction (the MAML paper's locomotion tasks).
 
-Reward terms as in the MAML authors' code (rllab's ``ant_env_rand``, also pytorch-maml-rl's
-``AntVelEnv``/``AntDirEnv``): a forward term, a control cost ``0.005 * |a|^2``, a contact cost
-``0.0005 * sum(clip(cfrc_ext, -1, 1)^2)`` and a survive bonus of 0.05. Unlike the HalfCheetah
-families, the rest is Gymnasium's Ant-v5: its model, observation and the torso's displacement as
-the velocity (rllab's ant is another model, RK4 with 0.02-s steps and torques of +-150, whose
-observation adds the torso's orientation and centre of mass and whose velocity is the centre of
-mass's).
+The MDP of the MAML authors' rllab ant (cbfinn/maml_rl, ``rllab/envs/mujoco/ant_env_rand.py``,
+``ant_env_rand_direc.py``, ``mujoco_env.py`` and ``vendor/mujoco_models/ant.xml``) on Gymnasium's
+model. Compiled side by side, the two XMLs give the same bodies, masses, inertias, geoms, joints
+and ranges; rllab's differs in three things, set here on the compiled model: a physics step of
+0.02 s (RK4 in both) taken once per env step, contact softness ``solimp .8 .8 .01`` on every
+geom, and a start with the torso at 0.55 and the legs bent. Its motors take +-150 with gear 1
+where Gymnasium's take +-1 with gear 150: the same torques for the normalized actions in [-1, 1]
+that rllab's ``normalize`` gave the authors' policies, and the control cost is on those. As rllab
+computed them after each step (``model.forward()``), the observation is qpos, qvel, the external
+contact forces of the 14 bodies clipped to [-1, 1], the torso's rotation matrix and the ant's
+centre of mass; the velocity is that centre of mass's; resets add N(0, 0.01) to qpos and
+N(0, 0.1) to qvel. Reward terms: a forward term, a control cost ``0.005 |a|^2``, a contact cost
+``0.0005 sum(clip(cfrc_ext, -1, 1)^2)`` and a survive bonus of 0.05.
 """
 
 from __future__ import annotations
 
 from functools import partial
 
+import mujoco
 import numpy as np
+from gymnasium import spaces
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
-from envs._mujoco import contact_forces
+from envs._mujoco import forward_quantities
 from envs.mujoco_task import (
     MujocoTaskEnv,
     control_costs,
     direction_rewards,
+    rllab_reset_qpos_qvel,
     sample_directions,
     sample_speeds,
 )
@@ -29,28 +38,53 @@ CONTROL_COST = 0.5 * 1e-2
 CONTACT_COST = 0.5 * 1e-3
 SURVIVE_REWARD = 0.05
 HEALTHY_Z = (0.2, 1.0)
+TIMESTEP = 0.02  # rllab's ant.xml: <option timestep="0.02" integrator="RK4"/>
+SOLIMP = (0.8, 0.8, 0.01)  # rllab's default geom solimp (Gymnasium's keeps MuJoCo's default)
+# rllab's <numeric name="init_qpos">: torso at 0.55, upright, hips 0, ankles +-1 rad
+INIT_QPOS = (0.0, 0.0, 0.55, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0, -1.0, 0.0, 1.0)
+
+
+def _read(torso: int, data: mujoco.MjData) -> np.ndarray:
+    """cfrc_ext of every body (nbody x 6), then the torso's xmat (9), subtree_com (3) and
+    subtree_linvel (3): the torso's subtree is the whole ant."""
+    return np.concatenate(
+        [
+            data.cfrc_ext.ravel(),
+            data.xmat[torso],
+            data.subtree_com[torso],
+            data.subtree_linvel[torso],
+        ]
+    )
 
 
 class _AntTask(MujocoTaskEnv, AntEnv):
-    def __init__(self, task=None, **kwargs) -> None:
-        AntEnv.__init__(self, **kwargs)
+    def __init__(self, task=None, frame_skip: int = 1, **kwargs) -> None:
+        AntEnv.__init__(self, frame_skip=frame_skip, **kwargs)
+        self.init_qpos = np.array(INIT_QPOS)
+        size = self.model.nq + self.model.nv + 6 * self.model.nbody + 9 + 3
+        self.observation_space = spaces.Box(-np.inf, np.inf, (size,), np.float64)
         self._setup_task(task)
 
     @classmethod
+    def configure_model(cls, model: mujoco.MjModel) -> None:
+        model.opt.timestep = TIMESTEP
+        model.geom_solimp[:, :3] = SOLIMP
+
+    @classmethod
     def derived_quantities(cls, model, scratch):
-        return partial(contact_forces, model, scratch)
+        return partial(forward_quantities, model, scratch, partial(_read, model.body("torso").id))
 
     @classmethod
-    def observations(cls, qpos, qvel, forces) -> np.ndarray:
-        contact = np.clip(forces[:, 1:], -1.0, 1.0).reshape(len(qpos), -1)
-        return np.concatenate([qpos[:, 2:], qvel, contact], axis=-1)
+    def observations(cls, qpos, qvel, derived) -> np.ndarray:
+        contact = np.clip(derived[:, :-15], -1.0, 1.0)
+        return np.concatenate([qpos, qvel, contact, derived[:, -15:-3]], axis=-1)
 
     @classmethod
-    def rewards(cls, tasks, qpos_before, qpos_after, actions, forces, dt):
-        velocity = (qpos_after[:, 0] - qpos_before[:, 0]) / dt
+    def rewards(cls, tasks, qpos_before, qpos_after, actions, derived, dt):
+        velocity = derived[:, -3]
         forward = cls.forward_rewards(tasks, velocity)
         control = control_costs(actions, CONTROL_COST)
-        contact = CONTACT_COST * (np.clip(forces, -1.0, 1.0) ** 2).sum(axis=(1, 2))
+        contact = CONTACT_COST * (np.clip(derived[:, :-15], -1.0, 1.0) ** 2).sum(axis=1)
         survive = np.full(len(velocity), SURVIVE_REWARD)
         height = qpos_after[:, 2]
         healthy = (
@@ -67,6 +101,8 @@ class _AntTask(MujocoTaskEnv, AntEnv):
         }
         return forward - control - contact + survive, ~healthy, terms
 
+    reset_qpos_qvel = staticmethod(rllab_reset_qpos_qvel)
+
     @staticmethod
     def forward_rewards(tasks: np.ndarray, velocity: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -79,15 +115,17 @@ class AntVel(_AntTask):
     ``Box(-1, 1, (8,), float32)``: torques on the eight hip and ankle joints (Gymnasium's Ant-v5).
 
     ## Observation space
-    ``Box(-inf, inf, (105,), float64)``: Gymnasium's v5 observation: qpos without the x and y
-    position, qvel, and the external contact forces ``cfrc_ext`` of the 13 bodies clipped to
-    [-1, 1]. The forces are those of the current state (computed from it alone), where Gymnasium
-    reports those of the last physics substep.
+    ``Box(-inf, inf, (125,), float64)``: rllab's: qpos (15, with the torso's x and y), qvel (14),
+    the external contact forces ``cfrc_ext`` of the 14 bodies clipped to [-1, 1] (84), the torso's
+    rotation matrix (9) and the ant's centre of mass (3), all of the state after the step.
 
     ## Rewards
     ``-|v_x - v_goal| + 1 - 0.005 |a|^2 - 0.0005 sum(clip(cfrc_ext, -1, 1)^2) + 0.05``, ``v_x`` the
-    torso's forward velocity over the env step (``dt`` = 0.05 s); ``info`` holds the task, the
-    velocity and each term.
+    forward velocity of the ant's centre of mass after the step (an env step is one physics step
+    of 0.02 s: 200-step episodes of 4 s); ``info`` holds the task, the velocity and each term.
+
+    ## Starting state
+    rllab's pose (torso at 0.55, ankles bent), qpos + N(0, 0.01) and qvel + N(0, 0.1).
 
     ## Episode end
     Terminates when the torso's height leaves [0.2, 1.0] or the state is not finite; truncated at
@@ -97,8 +135,8 @@ class AntVel(_AntTask):
     ``(1,)``: the goal velocity; ``sample_tasks`` draws it uniformly in [0, 3].
 
     ## Arguments
-    ``task`` (default 1.0), and the keyword arguments of Gymnasium's ``AntEnv`` (v5) that keep its
-    model and observation.
+    ``task`` (default 1.0), ``frame_skip`` (default 1: rllab's), and the keyword arguments of
+    Gymnasium's ``AntEnv`` (v5) that leave the model and observation alone.
     """
 
     default_task = (1.0,)
@@ -116,7 +154,7 @@ class AntDir(_AntTask):
     """Ant that should walk forward or backward (Finn et al. 2017, section 5.3).
 
     ## Action and observation spaces
-    As :class:`AntVel`: Gymnasium's Ant-v5.
+    As :class:`AntVel`: Gymnasium's Ant-v5 actions, rllab's observation.
 
     ## Rewards
     ``d * v_x - 0.005 |a|^2 - 0.0005 sum(clip(cfrc_ext, -1, 1)^2) + 0.05`` with direction ``d`` =
@@ -129,7 +167,7 @@ class AntDir(_AntTask):
     ``(1,)``: the direction; ``sample_tasks`` draws +1 or -1 with equal probability.
 
     ## Arguments
-    ``task`` (default +1), and the keyword arguments of Gymnasium's ``AntEnv`` (v5).
+    ``task`` (default +1), and the other arguments as :class:`AntVel`.
     """
 
     default_task = (1.0,)

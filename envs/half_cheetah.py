@@ -19,6 +19,7 @@ from envs.mujoco_task import (
     MujocoTaskEnv,
     control_costs,
     direction_rewards,
+    rllab_reset_qpos_qvel,
     sample_directions,
     sample_speeds,
 )
@@ -49,13 +50,7 @@ class _HalfCheetahTask(MujocoTaskEnv, HalfCheetahEnv):
         terms = {"x_velocity": velocity, "reward_forward": forward, "reward_ctrl": -control}
         return forward - control, np.zeros(len(velocity), dtype=bool), terms
 
-    @staticmethod
-    def reset_qpos_qvel(rng, init_qpos, init_qvel, scale):
-        """rllab's reset noise, N(0, 0.01) on qpos and N(0, 0.1) on qvel, at Gymnasium's
-        ``reset_noise_scale`` of 0.1 (qpos first, then qvel, as rllab draws them)."""
-        qpos = init_qpos + 0.1 * scale * rng.standard_normal(init_qpos.shape)
-        qvel = init_qvel + scale * rng.standard_normal(init_qvel.shape)
-        return qpos, qvel
+    reset_qpos_qvel = staticmethod(rllab_reset_qpos_qvel)
 
     @staticmethod
     def forward_rewards(tasks: np.ndarray, velocity: np.ndarray) -> np.ndarray:

@@ -66,6 +66,10 @@ class MujocoTaskEnv:
         qvel = init_qvel + scale * rng.standard_normal(init_qvel.shape)
         return qpos, qvel
 
+    @classmethod
+    def configure_model(cls, model: mujoco.MjModel) -> None:
+        """Change the compiled model in place (options, contact parameters); none by default."""
+
     # ---- the single env ----
     def _setup_task(self, task) -> None:
         self.set_task(self.default_task if task is None else task)
@@ -79,6 +83,7 @@ class MujocoTaskEnv:
 
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
         model = load_model(self.fullpath)
+        self.configure_model(model)
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
         model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
         self._derive = self.derived_quantities(model, mujoco.MjData(model))
@@ -124,6 +129,17 @@ class MujocoTaskEnv:
             self.render()
         observation = self.observations(qpos, qvel, derived)[0]
         return observation, float(rewards[0]), bool(terminated[0]), False, info
+
+
+def rllab_reset_qpos_qvel(
+    rng: np.random.Generator, init_qpos: np.ndarray, init_qvel: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """rllab's reset noise, N(0, 0.01) on qpos and N(0, 0.1) on qvel, at Gymnasium's
+    ``reset_noise_scale`` of 0.1 (qpos first, then qvel, as rllab draws them: cbfinn/maml_rl,
+    ``rllab/envs/mujoco/mujoco_env.py``, ``reset_mujoco``)."""
+    qpos = init_qpos + 0.1 * scale * rng.standard_normal(init_qpos.shape)
+    qvel = init_qvel + scale * rng.standard_normal(init_qvel.shape)
+    return qpos, qvel
 
 
 def control_costs(actions: np.ndarray, weight: float) -> np.ndarray:

@@ -299,3 +299,73 @@ def test_bad_actions_are_named(name):
     with pytest.raises(ValueError, match="must be finite"):
         single.step(np.full(size, np.nan))
     batch.close()
+
+
+def rllab_centre_of_mass(model, qpos, qvel, ctrl):
+    """The ant's centre of mass and its velocity as rllab's mujoco_py computed them: each body's
+    velocity at its own centre (``mj_objectVelocity``), weighted by mass, over all bodies."""
+    data = mujoco.MjData(model)
+    data.qpos[:], data.qvel[:], data.ctrl[:] = qpos, qvel, ctrl
+    mujoco.mj_forward(model, data)
+    velocities = np.zeros((model.nbody, 6))
+    for body in range(model.nbody):
+        mujoco.mj_objectVelocity(model, data, mujoco.mjtObj.mjOBJ_BODY, body, velocities[body], 0)
+    mass = model.body_mass
+    position = (mass[:, None] * data.xipos).sum(0) / mass.sum()
+    return position, (mass[:, None] * velocities[:, 3:]).sum(0) / mass.sum(), data
+
+
+@pytest.mark.parametrize("cls", [envs.AntVel, envs.AntDir])
+def test_ant_is_rllabs_model_observation_and_velocity(cls):
+    env = cls(task=[1.7] if cls is envs.AntVel else [-1.0])
+    model = env.model
+    assert model.opt.timestep == 0.02 and env.frame_skip == 1 and env.dt == pytest.approx(0.02)
+    assert model.opt.integrator == mujoco.mjtIntegrator.mjINT_RK4
+    np.testing.assert_array_equal(model.geom_solimp[:, :3], np.tile([0.8, 0.8, 0.01], (14, 1)))
+    # rllab's motors: ctrlrange +-150, gear 1; ours: +-1, gear 150 (the same torque range)
+    np.testing.assert_array_equal(model.actuator_gear[:, 0] * model.actuator_ctrlrange[:, 1], 150)
+    np.testing.assert_array_equal(env.init_qpos, [0, 0, 0.55, 1, 0, 0, 0, 0, 1, 0, -1, 0, -1, 0, 1])
+    observation, _ = env.reset(seed=0)
+    assert observation.shape == env.observation_space.shape == (125,)
+    assert abs(env.data.qpos[2] - 0.55) < 0.05
+    action = np.linspace(-0.8, 0.8, 8)
+    observation, reward, terminated, _, info = env.step(action)
+    position, velocity, data = rllab_centre_of_mass(model, env.data.qpos, env.data.qvel, action)
+    np.testing.assert_array_equal(observation[:29], np.r_[env.data.qpos, env.data.qvel])
+    mujoco.mj_rnePostConstraint(model, data)
+    contact = np.clip(data.cfrc_ext, -1, 1)
+    assert np.abs(data.cfrc_ext).max() > 0  # the ant stands on the floor
+    np.testing.assert_allclose(observation[29:113], contact.ravel(), atol=1e-9)
+    np.testing.assert_allclose(observation[113:122], data.xmat[1], atol=1e-12)
+    np.testing.assert_allclose(observation[122:], position, atol=1e-12)
+    assert info["x_velocity"] == pytest.approx(velocity[0], abs=1e-12)
+    goal = env.get_task()[0]
+    forward = -abs(velocity[0] - goal) + 1.0 if cls is envs.AntVel else goal * velocity[0]
+    costs = 0.005 * (action**2).sum() + 0.0005 * (contact**2).sum()
+    assert reward == pytest.approx(forward - costs + 0.05, abs=1e-9)
+    assert not terminated
+
+
+def test_batched_ant_equals_single_ants_through_a_termination_and_restart():
+    batch = BatchedTaskEnv("ant-dir", 2, max_episode_steps=50, nthread=2)
+    tasks = np.array([[1.0], [-1.0]])
+    batch.set_tasks(tasks)
+    batch.reset(seed=4)
+    singles = singles_like(batch, tasks, seed=4)
+    rng = np.random.default_rng(8)
+    for t in range(12):
+        if t == 5:  # throw copy 1 up out of the healthy range, in both
+            batch._physics.states[1, 1 + 2] = 1.5
+            singles[1].data.qpos[2] = 1.5
+        actions = actions_for(batch, rng, scale=0.5)
+        observations, rewards, terminated, _, _ = batch.step(actions)
+        for i, single in enumerate(singles):
+            if t == 6 and i == 1:  # the batch restarts the copy that ended
+                np.testing.assert_array_equal(observations[i], single.reset()[0])
+                assert rewards[i] == 0 and not terminated[i]
+                continue
+            obs, reward, term, _, _ = single.step(actions[i])
+            np.testing.assert_array_equal(observations[i], obs)
+            assert rewards[i] == reward and terminated[i] == term
+            assert term == (t == 5 and i == 1)
+    batch.close()
