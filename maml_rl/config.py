@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from maml.runs import DEVICES
+from maml_rl.meta_update import META_STEPS
+from maml_rl.policies import INITS
 
 ENV_NAMES = ("navigation-2d", "halfcheetah-vel", "halfcheetah-dir", "ant-vel", "ant-dir")
 
@@ -23,7 +25,9 @@ class TrainConfig:
     rollouts: int = _f(20, "episodes per task per sampling", positive=True)
     horizon: int = _f(0, "episode length; 0 takes the family's (100 or 200)")
     frame_skip: int = _f(
-        0, "MuJoCo physics steps per env step; 0 takes Gymnasium's (5, an env step of 0.05 s)"
+        0,
+        "MuJoCo physics steps per env step; 0 takes the env's own (HalfCheetah: Gymnasium's 5, "
+        "an env step of 0.05 s; Ant: rllab's 1, an env step of 0.02 s)",
     )
     inner_steps: int = _f(1, "inner policy-gradient steps, fresh episodes for each", positive=True)
     inner_lr: float = _f(0.1, "inner step size", positive=True)
@@ -33,7 +37,20 @@ class TrainConfig:
     hidden: int = _f(100, "units per hidden layer of the policy", positive=True)
     depth: int = _f(2, "hidden layers of the policy", positive=True)
     activation: str = _f("relu", "hidden activation", choices=("relu", "tanh"))
+    init: str = _f(
+        "torch",
+        "policy initialisation: torch's nn.Linear default, or xavier (Xavier-uniform weights, "
+        "zero biases: the authors' policy)",
+        choices=INITS,
+    )
     max_kl: float = _f(0.01, "TRPO trust region: largest mean KL per update", positive=True)
+    meta_step: str = _f(
+        "natural",
+        "meta-update direction: natural (TRPO: conjugate gradient on the Fisher) or gradient "
+        "(the plain gradient sized by the KL's curvature along it, then the same line search: "
+        "the step the authors' TRPO effectively took)",
+        choices=META_STEPS,
+    )
     cg_iterations: int = _f(10, "conjugate-gradient iterations", positive=True)
     cg_damping: float = _f(1e-5, "damping added to the Fisher matrix", positive=True)
     line_search_steps: int = _f(15, "backtracking steps of the line search", positive=True)

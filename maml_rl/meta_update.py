@@ -15,6 +15,8 @@ from maml_rl.fisher import gauss_newton_fvp
 from maml_rl.losses import surrogate_and_kl
 from maml_rl.trpo import conjugate_gradient, flat, line_search
 
+META_STEPS = ("natural", "gradient")
+
 
 @dataclass
 class TRPOSettings:
@@ -27,6 +29,14 @@ class TRPOSettings:
     # Tasks under vmap per Fisher product (None: all). All at once measured faster at the default
     # fraction on 2 CPU cores and on an H200, where a loop over tasks is launch-bound.
     fisher_tasks_per_product: int | None = None
+    # "natural": TRPO's natural-gradient direction, conjugate gradient on the Fisher. "gradient":
+    # the surrogate's plain gradient, sized by the Fisher's curvature along it alone, then the same
+    # line search. The second is the step the authors' code effectively took: rllab's
+    # FiniteDifferenceHvp perturbs the parameters by 1e-8 / |theta| times a vector of gradient
+    # size, below float32 resolution, so conjugate gradient sees only the damping and returns
+    # g / damping; the step size's product, with that much larger vector, does see the curvature
+    # (cbfinn/maml_rl, sandbox/rocky/tf/optimizers/conjugate_gradient_optimizer.py).
+    direction: str = "natural"
 
 
 def adapted_params(learner: MAML, train: list[Episodes]) -> Params:
@@ -78,8 +88,16 @@ def trpo_step(
         settings.fisher_tasks_per_product,
         adapted,
     )
-    direction, residual = conjugate_gradient(fvp, gradient, settings.cg_iterations)
-    curvature = 0.5 * (direction @ (gradient - residual))  # d^T F d without an 11th product
+    if settings.direction == "gradient":
+        direction = gradient
+        curvature = 0.5 * (gradient @ fvp(gradient))
+    elif settings.direction == "natural":
+        direction, residual = conjugate_gradient(fvp, gradient, settings.cg_iterations)
+        curvature = 0.5 * (direction @ (gradient - residual))  # d^T F d without an 11th product
+    else:
+        raise ValueError(
+            f"direction {settings.direction!r} is unknown; allowed: {', '.join(META_STEPS)}"
+        )
     start = flat(params).detach().clone()
     stats = {"surrogate_before": surrogate.item(), "gradient_norm": gradient.norm().item()}
     if not curvature > 0:  # no descent direction (e.g. a zero gradient)

@@ -15,6 +15,10 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+# "torch": nn.Linear's own (Kaiming-uniform weights, uniform biases); "xavier": the authors'
+# MAMLGaussianMLPPolicy (cbfinn/maml_rl, sandbox/rocky/tf/policies/maml_minimal_gauss_mlp_policy.py,
+# create_MLP: Xavier-uniform weights and zero biases for the hidden and output layers).
+INITS = ("torch", "xavier")
 
 
 def mlp(inputs: int, outputs: int, hidden: tuple[int, ...], activation: str) -> nn.Sequential:
@@ -136,18 +140,33 @@ class CategoricalPolicy(nn.Module):
         ).view(out.shape[:-1])
 
 
+def initialise(policy: nn.Module, init: str) -> nn.Module:
+    """Re-initialise the linear layers of ``policy`` by the scheme ``init`` (one of ``INITS``)."""
+    if init not in INITS:
+        raise ValueError(f"init {init!r} is unknown; allowed: {', '.join(INITS)}")
+    if init == "xavier":
+        for layer in policy.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
+    return policy
+
+
 def make_policy(
     observation_space: spaces.Space,
     action_space: spaces.Space,
     hidden: tuple[int, ...],
     activation: str,
+    init: str = "torch",
 ) -> GaussianPolicy | CategoricalPolicy:
     """The policy for an env's spaces: Gaussian for boxes, categorical for discrete actions."""
     if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
         raise ValueError(f"policies need a flat Box observation space; got {observation_space}")
     observations = observation_space.shape[0]
     if isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
-        return GaussianPolicy(observations, action_space.shape[0], hidden, activation)
-    if isinstance(action_space, spaces.Discrete):
-        return CategoricalPolicy(observations, int(action_space.n), hidden, activation)
-    raise ValueError(f"no policy for action space {action_space}; allowed: flat Box, Discrete")
+        policy = GaussianPolicy(observations, action_space.shape[0], hidden, activation)
+    elif isinstance(action_space, spaces.Discrete):
+        policy = CategoricalPolicy(observations, int(action_space.n), hidden, activation)
+    else:
+        raise ValueError(f"no policy for action space {action_space}; allowed: flat Box, Discrete")
+    return initialise(policy, init)

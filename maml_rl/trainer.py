@@ -62,6 +62,7 @@ def build_learner(config: TrainConfig, device: torch.device) -> MAML:
         env.action_space,
         (config.hidden,) * config.depth,
         config.activation,
+        config.init,
     ).to(device)
     env.close()
     return MAML(
@@ -97,6 +98,7 @@ def trpo_settings(config: TrainConfig, device: torch.device) -> TRPOSettings:
         config.line_search_steps,
         config.line_search_ratio,
         fraction,
+        direction=config.meta_step,
     )
 
 

@@ -324,3 +324,29 @@ def test_batched_policy_equals_a_loop_over_tasks(policy_class, activation):
         ]
     )
     torch.testing.assert_close(policy.batched(params, obs), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_xavier_init_gives_xavier_uniform_weights_and_zero_biases():
+    from gymnasium import spaces
+
+    from maml_rl.policies import make_policy
+
+    obs, act = spaces.Box(-1, 1, (20,)), spaces.Box(-1, 1, (6,))
+    torch.manual_seed(0)
+    policy = make_policy(obs, act, (100, 100), "relu", init="xavier")
+    layers = [m for m in policy.modules() if isinstance(m, torch.nn.Linear)]
+    assert [tuple(m.weight.shape) for m in layers] == [(100, 20), (100, 100), (6, 100)]
+    for layer in layers:
+        fan_out, fan_in = layer.weight.shape
+        bound = (6.0 / (fan_in + fan_out)) ** 0.5
+        w = layer.weight.detach()
+        assert w.abs().max() <= bound
+        assert w.abs().max() > 0.95 * bound  # uniform up to the bound, not a narrower law
+        assert abs(w.var().item() - bound**2 / 3) < 0.15 * bound**2 / 3  # U(-b, b): b^2 / 3
+        assert torch.equal(layer.bias.detach(), torch.zeros_like(layer.bias))
+    assert torch.equal(policy.log_std.detach(), torch.zeros(6))  # std 1, as the authors'
+    torch.manual_seed(0)
+    default = make_policy(obs, act, (100, 100), "relu")
+    assert default.mean[0].bias.abs().sum() > 0  # torch's own init is kept by default
+    with pytest.raises(ValueError, match="'he' is unknown; allowed: torch, xavier"):
+        make_policy(obs, act, (100, 100), "relu", init="he")

@@ -107,6 +107,40 @@ def test_trpo_step_respects_the_trust_region_and_never_gets_worse(env):
     sampler.close()
 
 
+def _surrogate_gradient(learner, train, valid):
+    from maml import PerStep
+    from maml_rl.losses import surrogate_and_kl
+
+    values = learner.step_losses(
+        PerStep(train), valid, record=False, measure=surrogate_and_kl(type(learner.model))
+    )[:, -1].mean(0)
+    return torch.cat([g.reshape(-1) for g in torch.autograd.grad(values[0], learner.parameters())])
+
+
+@pytest.mark.parametrize("env", ["navigation-2d", "halfcheetah-vel"])
+def test_gradient_meta_step_is_parallel_to_the_gradient_and_within_the_trust_region(env):
+    _, learner, sampler, train, valid = tiny_batch(env=env)
+    gradient = _surrogate_gradient(learner, train, valid)
+    steps = {}
+    for direction in ("gradient", "natural"):
+        before = [p.detach().clone() for p in learner.parameters()]
+        settings = TRPOSettings(max_kl=0.01, cg_iterations=5, direction=direction)
+        stats = trpo_step(learner, train, valid, settings, torch.Generator().manual_seed(0))
+        assert stats["accepted"] == 1.0
+        assert 0 < stats["kl"] <= settings.max_kl
+        moved = zip(learner.parameters(), before, strict=True)
+        steps[direction] = torch.cat([(p.detach() - q).reshape(-1) for p, q in moved])
+        with torch.no_grad():
+            for p, q in zip(learner.parameters(), before, strict=True):
+                p.copy_(q)
+    cosine = torch.nn.functional.cosine_similarity
+    assert cosine(steps["gradient"], -gradient, dim=0) > 1 - 1e-5
+    assert cosine(steps["natural"], -gradient, dim=0) < 0.99  # the natural step is another one
+    with pytest.raises(ValueError, match="'newton' is unknown; allowed: natural, gradient"):
+        trpo_step(learner, train, valid, TRPOSettings(direction="newton"), torch.Generator())
+    sampler.close()
+
+
 def test_a_rejected_step_leaves_the_policy_unchanged():
     _, learner, sampler, train, valid = tiny_batch()
     before = [p.detach().clone() for p in learner.parameters()]
@@ -173,6 +207,7 @@ def test_fisher_fraction_defaults_by_device_and_keeps_a_given_one():
     given = TrainConfig(fisher_fraction=0.5)
     assert trpo_settings(given, cpu).fisher_fraction == trpo_settings(given, cuda).fisher_fraction
     assert trpo_settings(given, cpu).fisher_fraction == 0.5
+    assert trpo_settings(TrainConfig(meta_step="gradient"), cpu).direction == "gradient"
 
 
 @pytest.mark.parametrize(
@@ -183,6 +218,8 @@ def test_fisher_fraction_defaults_by_device_and_keeps_a_given_one():
         (["--fisher-fraction", "1.5"], "--fisher-fraction must be in"),
         (["--frame-skip", "-1"], "--frame-skip must be 0 (the default) or positive, got -1"),
         (["--env", "navigation-2d", "--frame-skip", "2"], "MuJoCo families only"),
+        (["--init", "he"], "--init 'he' is not allowed"),
+        (["--meta-step", "newton"], "--meta-step 'newton' is not allowed"),
     ],
 )
 def test_bad_settings_exit_2_with_a_message(args, message, capsys, tmp_path):

@@ -1,0 +1,140 @@
+"""Does the TRPO step's quadratic model of the post-adaptation KL hold? Predicted against reached.
+
+    python -m benchmarks.trpo_curvature [--env halfcheetah-dir] [--init xavier] [--run RUN]
+        [--iterations 3] [--fractions 1.0 0.2] [--write]
+
+TRPO sizes its step ``s u`` so that the quadratic model ``0.5 s^2 u^T F u`` of the mean KL equals
+``max_kl``, then backtracks until the exact KL is under it. If ``F`` overestimates the curvature
+along ``u``, the step ends far inside the trust region. For the surrogate's plain gradient and
+the natural direction (conjugate gradient on ``F``), with ``F`` the Gauss-Newton Fisher on each
+fraction of the episodes, this measures the exact KL (all valid episodes, through the adaptation)
+at the model's full step and at a half and a quarter of it: a ratio of 1 (1/4, 1/16) is a model
+that holds. The policy is the preset's, untrained (``--init``), or a run's checkpoint (``--run``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+
+import numpy as np
+import torch
+from torch.nn.utils import vector_to_parameters
+
+from benchmarks.results import write_section
+from maml import PerStep
+from maml.cli import PRESETS
+from maml.config import read_toml
+from maml_rl.config import TrainConfig
+from maml_rl.evaluate import load_run
+from maml_rl.fisher import gauss_newton_fvp
+from maml_rl.losses import surrogate_and_kl
+from maml_rl.trainer import build, sample_iteration
+from maml_rl.trpo import conjugate_gradient, flat
+
+SCALES = (1.0, 0.5, 0.25)
+
+
+def kl_ratios(config: TrainConfig, learner, sampler, iteration: int, fractions: list[float]):
+    """Rows (direction, fraction, curvature, [KL reached / KL predicted per scale])."""
+    device = torch.device("cpu")
+    train, valid, adapted, _ = sample_iteration(learner, sampler, config, iteration, device)
+    measure = surrogate_and_kl(type(learner.model))
+    params = list(learner.meta_params().values())
+    start = flat(params).detach().clone()
+
+    def measures() -> torch.Tensor:
+        return learner.step_losses(PerStep(train), valid, record=False, measure=measure)[
+            :, -1
+        ].mean(0)
+
+    gradient = flat(torch.autograd.grad(measures()[0], params))
+    rows = []
+    for fraction in fractions:
+        fvp = gauss_newton_fvp(
+            learner,
+            train,
+            valid,
+            measure,
+            fraction,
+            config.cg_damping,
+            torch.Generator().manual_seed(iteration),
+            None,
+            adapted,
+        )
+        natural, _ = conjugate_gradient(fvp, gradient, config.cg_iterations)
+        for name, direction in (("gradient", gradient), ("natural", natural)):
+            curvature = 0.5 * (direction @ fvp(direction)).item()
+            step = direction * math.sqrt(config.max_kl / curvature)
+            ratios = []
+            for scale in SCALES:
+                vector_to_parameters(start - scale * step, params)
+                with torch.no_grad():
+                    kl = measures()[1].item()
+                ratios.append(kl / (config.max_kl * scale**2))
+            vector_to_parameters(start, params)
+            rows.append((name, fraction, curvature, ratios))
+            print(f"iteration {iteration} {name} fraction {fraction}: {ratios}", flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="halfcheetah-dir")
+    parser.add_argument("--init", default=None, help="policy init of an untrained policy")
+    parser.add_argument("--max-kl", type=float, default=None, help="the preset's by default")
+    parser.add_argument("--run", default=None, help="a run whose checkpoint to examine")
+    parser.add_argument("--iterations", type=int, default=3, help="batches of episodes")
+    parser.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.2])
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    device = torch.device("cpu")
+    if args.run:
+        learner, config = load_run(args.run, device)
+        _, sampler = build(config, device)
+        where = f"the checkpoint of `{args.run}`"
+    else:
+        preset = read_toml(PRESETS / f"{args.env}.toml")
+        config = TrainConfig(**{**preset, "device": "cpu"})
+        if args.init:
+            config = dataclasses.replace(config, init=args.init)
+        learner, sampler = build(config, device)
+        where = f"an untrained policy ({config.init} init)"
+    if args.max_kl:
+        config = dataclasses.replace(config, max_kl=args.max_kl)
+    found: dict[tuple[str, float], list] = {}
+    for iteration in range(args.iterations):
+        for name, fraction, _, ratios in kl_ratios(
+            config, learner, sampler, iteration, args.fractions
+        ):
+            found.setdefault((name, fraction), []).append(ratios)
+    sampler.close()
+    scales = " | ".join(f"at {s:g} of the step" for s in SCALES)
+    rows = [
+        f"| direction | Fisher fraction | {scales} |",
+        "|---|---|" + "---|" * len(SCALES),
+    ]
+    for (name, fraction), ratios in found.items():
+        mean = np.mean(ratios, axis=0)
+        low, high = np.min(ratios, axis=0), np.max(ratios, axis=0)
+        cells = " | ".join(
+            f"{m:.2f} ({lo:.2f}-{hi:.2f})" for m, lo, hi in zip(mean, low, high, strict=True)
+        )
+        rows.append(f"| {name} | {fraction} | {cells} |")
+    body = (
+        f"{config.env}, {where}: {config.meta_batch} tasks x {config.rollouts} episodes, max KL "
+        f"{config.max_kl}, {args.iterations} batches of episodes. Exact mean KL after the "
+        "adaptation (all valid episodes) over the quadratic model's prediction, at the step "
+        "the model sizes to max KL and at fractions of it; mean (range) over the batches. 1.00 "
+        "is a model that holds; below 1 the Fisher overestimates the curvature along the "
+        "direction and the step stops short of the trust region.\n\n" + "\n".join(rows)
+    )
+    print(body)
+    if args.write:
+        label = "trained" if args.run else config.init
+        write_section(f"trpo_curvature ({config.env}, {label})", body, __spec__.name)
+
+
+if __name__ == "__main__":
+    main()
