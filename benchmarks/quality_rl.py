@@ -17,21 +17,27 @@ from pathlib import Path
 import torch
 
 from benchmarks.results import write_section
-from envs import family_class
 from maml.checkpoint import load_checkpoint
 from maml.runs import mean_and_ci95
-from maml_rl.evaluate import default_step_sizes, format_returns, load_run, returns_after_steps
+from maml_rl.evaluate import (
+    TEST_PROTOCOLS,
+    default_rollouts,
+    default_step_sizes,
+    format_returns,
+    load_run,
+    returns_after_steps,
+)
 
-# Finn et al. 2017, table in section 5.3: average return after 0, 1, 2, 3 steps (MAML).
+# Finn et al. 2017, table in section 5.3 (navigation, HalfCheetah velocity) and the authors' result
+# files behind their figures (cbfinn/maml_rl, icml/*.pkl: 40 test tasks): average return after
+# 0, 1, 2, 3 steps (MAML).
 PAPER = {
     "navigation-2d": (-40.41, -11.68, -3.33, -3.23),
     "halfcheetah-vel": (-129.5, -78.6, -66.6, -60.8),
-    "halfcheetah-dir": (-50.7, 293.2, 313.5, 315.7),
+    "halfcheetah-dir": (-50.69, 293.19, 313.48, 315.65),
+    "ant-vel": (30.58, 96.74, 100.06, 101.41),
+    "ant-dir": (8.66, 499.15, 500.68, 499.11),
 }
-# The authors' test scripts adapt on 4000 env steps per step (VPG batch_size=4000;
-# cbfinn/maml_rl maml_examples/test_maml_point.py and test_maml_cheetah.py): 40 episodes of
-# 100 steps for navigation, 20 of 200 for HalfCheetah.
-TEST_STEPS_PER_STEP = 4000
 
 
 def main() -> None:
@@ -47,8 +53,8 @@ def main() -> None:
         "--rllab-sampler",
         action="store_true",
         help="also evaluate as the authors' test scripts sampled: lanes run episodes back to back "
-        "until 4000 env steps per task and step, mean over the completed episodes (differs where "
-        "episodes end early, as in navigation-2d)",
+        "until the script's env steps per task and step, mean over the completed episodes "
+        "(differs where episodes end early, as in navigation-2d and the Ant families)",
     )
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
@@ -64,12 +70,13 @@ def main() -> None:
     state = load_checkpoint(run / "checkpoint.pt")
     minutes = state["elapsed"] / 60
     step_sizes = default_step_sizes(config)
-    rollouts = TEST_STEPS_PER_STEP // (config.horizon or family_class(config.env).horizon)
+    rollouts = default_rollouts(config)
+    budget = TEST_PROTOCOLS[config.env].env_steps
     returns = returns_after_steps(learner, config, args.tasks, 3, step_sizes, 1, rollouts)
     rows = {"ours": returns}
     if args.rllab_sampler:
         rows["ours, rllab's sampler"] = returns_after_steps(
-            learner, config, args.tasks, 3, step_sizes, 1, rollouts, TEST_STEPS_PER_STEP
+            learner, config, args.tasks, 3, step_sizes, 1, rollouts, budget
         )
     paper = PAPER[args.env]
     table = ["| | 0 steps | 1 step | 2 steps | 3 steps |", "|---|---|---|---|---|"]

@@ -1,13 +1,15 @@
 """``python -m maml_rl.evaluate RUN``: average return on new tasks after 0, 1, 2, 3 inner steps.
 
-The MAML paper's protocol (section 5.3): each test task is adapted by policy-gradient steps on
-fresh episodes, with step size 0.1 for the first step and 0.05 after.
+The MAML paper's protocol (section 5.3) as the authors' test scripts ran it: each test task is
+adapted by policy-gradient steps on fresh episodes, 4000 env steps per step (8000 for ant-dir),
+with step size 0.1 for the first step and 0.05 after (0.001 for ant-dir).
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from envs import family_class
 from maml.errors import UsageError, run_cli
 from maml.learner import MAML
 from maml.runs import DEVICES, load_learner_state, mean_and_ci95, read_run, resolve_device
@@ -35,10 +38,36 @@ def load_run(run_dir: str | Path, device: torch.device) -> tuple[MAML, TrainConf
     return learner, config
 
 
+@dataclass(frozen=True)
+class TestProtocol:
+    """How the MAML authors' test script of a family adapted (cbfinn/maml_rl, maml_examples/)."""
+
+    env_steps: int  # per task and inner step (VPG's batch_size)
+    later_step: float  # step size of the steps after the first, as a fraction of the first
+    script: str
+
+
+# Each script's first step has `init_learning_rate` (the training inner lr) and the later ones the
+# learning rate of its `tf_optimizer_args`: 0.5 of it, and 0.01 for the ant's direction.
+TEST_PROTOCOLS = {
+    "navigation-2d": TestProtocol(4000, 0.5, "test_maml_point.py"),
+    "halfcheetah-vel": TestProtocol(4000, 0.5, "test_maml_cheetah.py"),
+    "halfcheetah-dir": TestProtocol(4000, 0.5, "test_maml_cheetah_direc.py"),
+    "ant-vel": TestProtocol(4000, 0.5, "test_maml_ant.py"),
+    "ant-dir": TestProtocol(8000, 0.01, "test_maml_ant_direc.py"),
+}
+
+
 def default_step_sizes(config: TrainConfig) -> list[float]:
-    """The run's inner lr for the first step, half of it after (the paper: 0.1 then 0.05; the
-    authors' navigation test with its 0.5 training step: 0.5 then 0.25)."""
-    return [config.inner_lr, config.inner_lr / 2]
+    """The run's inner lr for the first step, then the fraction of it the family's test script
+    took (the paper's 0.1 then 0.05; 0.1 then 0.001 for ant-dir)."""
+    return [config.inner_lr, config.inner_lr * TEST_PROTOCOLS[config.env].later_step]
+
+
+def default_rollouts(config: TrainConfig) -> int:
+    """Episodes per task and step that fill the test script's env steps (each episode whole)."""
+    horizon = config.horizon or family_class(config.env).horizon
+    return max(1, TEST_PROTOCOLS[config.env].env_steps // horizon)
 
 
 def returns_after_steps(
@@ -124,12 +153,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m maml_rl.evaluate",
         description="Adapt a trained policy to new tasks and report the average return after "
-        "each inner step (step size 0.1 for the first step and 0.05 after, as in the paper).",
+        "each inner step, by the MAML authors' test protocol of the run's family.",
     )
     parser.add_argument("run", help="run directory (holds config.toml and checkpoint.pt)")
     parser.add_argument("--tasks", type=int, default=40, help="new test tasks")
     parser.add_argument("--steps", type=int, default=3, help="inner steps")
-    parser.add_argument("--rollouts", type=int, help="episodes per task per step (the run's)")
+    parser.add_argument(
+        "--rollouts",
+        type=int,
+        help="episodes per task per step (default: as many as fill the family's test script's "
+        "env steps: 20 of 200 steps, 40 of 100 for navigation-2d and 40 for ant-dir)",
+    )
     parser.add_argument(
         "--budget",
         type=int,
@@ -142,8 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--step-sizes",
         type=float,
         nargs="+",
-        help="inner step size per step, the last repeats (default: the run's inner lr, then half "
-        "of it: the paper's 0.1 then 0.05)",
+        help="inner step size per step, the last repeats (default: the run's inner lr, then the "
+        "fraction of it of the family's test script: the paper's 0.1 then 0.05, 0.001 for ant-dir)",
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the test tasks and episodes")
     parser.add_argument("--plot", metavar="FILE.png", help="save returns per step as a plot")
@@ -160,7 +194,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     learner, config = load_run(args.run, resolve_device(args.device))
     step_sizes = args.step_sizes or default_step_sizes(config)
     returns = returns_after_steps(
-        learner, config, args.tasks, args.steps, step_sizes, args.seed, args.rollouts, args.budget
+        learner,
+        config,
+        args.tasks,
+        args.steps,
+        step_sizes,
+        args.seed,
+        args.rollouts or default_rollouts(config),
+        args.budget,
     )
     print(f"{config.env}: {args.tasks} test tasks")
     print(format_returns(returns))

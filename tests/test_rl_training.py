@@ -256,3 +256,20 @@ def test_evaluate_reports_returns_per_step_and_plots(tmp_path, capsys):
         run_cli(evaluate_cli.main, [str(tmp_path / "nowhere")])
     assert exit_info.value.code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_evaluation_follows_each_familys_test_script():
+    from maml_rl.evaluate import default_rollouts, default_step_sizes
+
+    expected = {  # cbfinn/maml_rl maml_examples/test_maml_*.py: batch_size, later step sizes
+        "navigation-2d": (40, [0.1, 0.05]),
+        "halfcheetah-vel": (20, [0.1, 0.05]),
+        "halfcheetah-dir": (20, [0.1, 0.05]),
+        "ant-vel": (20, [0.1, 0.05]),
+        "ant-dir": (40, [0.1, 0.001]),
+    }
+    for env, (rollouts, step_sizes) in expected.items():
+        config = TrainConfig(env=env, inner_lr=0.1)
+        assert default_rollouts(config) == rollouts
+        assert default_step_sizes(config) == pytest.approx(step_sizes)
+    assert default_rollouts(TrainConfig(env="halfcheetah-vel", horizon=100)) == 40
