@@ -1,10 +1,16 @@
-"""MAML-RL quality against the MAML paper's table: train a preset, then average return on 40 new
-tasks after 0, 1, 2 and 3 inner steps, with the wall-clock training time.
+"""MAML-RL quality against the MAML authors' figures: train a preset with several seeds, then
+average return on one fixed set of new tasks after 0, 1, 2 and 3 inner steps.
 
-Long runs: start it in the background; if it stops, run the same command again and training
-resumes from the run's checkpoint.
+Each training seed runs into its own folder, one after another, so each wall time is its own; the
+test tasks and episodes are the same for every seed (``evaluate --seed 1``, by the family's test
+script: ``maml_rl.evaluate.TEST_PROTOCOLS``). The figure is the mean over seeds, shown with the
+spread between seeds beside the authors' single run on 40 tasks and its 95% interval. Long runs:
+start it in the background; if it stops, run the same command again and every seed resumes
+from its checkpoint. Arguments after ``--`` go to ``maml_rl.train`` (a variant of the preset;
+the section's name then says so).
 
-    python -m benchmarks.quality_rl --env navigation-2d [--iterations N] [--rollouts N] [--write]
+    python -m benchmarks.quality_rl --env halfcheetah-vel [--seeds 0 1 2] [--tasks 200]
+        [--iterations N] [--rllab-sampler] [--write] [-- --init xavier ...]
 """
 
 from __future__ import annotations
@@ -23,32 +29,45 @@ from maml_rl.evaluate import (
     TEST_PROTOCOLS,
     default_rollouts,
     default_step_sizes,
-    format_returns,
     load_run,
     returns_after_steps,
 )
 
-# Finn et al. 2017, table in section 5.3 (navigation, HalfCheetah velocity) and the authors' result
-# files behind their figures (cbfinn/maml_rl, icml/*.pkl: 40 test tasks): average return after
-# 0, 1, 2, 3 steps (MAML).
+# Finn et al. 2017, table in section 5.3 (navigation, HalfCheetah velocity), and the authors'
+# result files behind their figures (cbfinn/maml_rl, icml/icml_*_results_maml.pkl, 40 test
+# tasks): average return after 0, 1, 2, 3 steps, and the 95% interval over those tasks.
 PAPER = {
-    "navigation-2d": (-40.41, -11.68, -3.33, -3.23),
-    "halfcheetah-vel": (-129.5, -78.6, -66.6, -60.8),
-    "halfcheetah-dir": (-50.69, 293.19, 313.48, 315.65),
-    "ant-vel": (30.58, 96.74, 100.06, 101.41),
-    "ant-dir": (8.66, 499.15, 500.68, 499.11),
+    "navigation-2d": ((-40.41, -11.68, -3.33, -3.23), None),
+    "halfcheetah-vel": ((-129.53, -78.57, -66.62, -60.78), (16.7, 10.0, 9.0, 8.7)),
+    "halfcheetah-dir": ((-50.69, 293.19, 313.48, 315.65), (5.8, 17.2, 16.0, 14.0)),
+    "ant-vel": ((30.58, 96.74, 100.06, 101.41), (30.4, 21.0, 21.7, 21.3)),
+    "ant-dir": ((8.66, 499.15, 500.68, 499.11), (14.4, 32.5, 31.9, 32.9)),
 }
+TEST_SEED = 1
+STEPS = 3
+
+
+def train_seed(env: str, seed: int, run: Path, iterations: int | None, extra: list[str]) -> None:
+    """Train (or resume, or find finished) one seed's run."""
+    more = ["--iterations", str(iterations)] if iterations else []
+    if (run / "checkpoint.pt").exists():
+        command = ["--resume", str(run), *more]
+    else:
+        command = ["--env", env, "--seed", str(seed), "--run-dir", str(run), *more, *extra]
+    subprocess.run([sys.executable, "-m", "maml_rl.train", *command], check=True)
+
+
+def cells(values: list[float], digits: int = 1) -> str:
+    return " | ".join(f"{v:.{digits}f}" for v in values)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", choices=sorted(PAPER), default="navigation-2d")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--iterations", type=int, help="meta-iterations (the preset's by default)")
-    parser.add_argument(
-        "--rollouts", type=int, help="episodes per task in training (the preset's by default)"
-    )
-    parser.add_argument("--run", help="run directory (default runs/bench-rl-ENV)")
-    parser.add_argument("--tasks", type=int, default=40)
+    parser.add_argument("--tasks", type=int, default=200, help="test tasks, the same for all")
+    parser.add_argument("--runs", help="folder of the runs (default runs/bench-rl-ENV[-variant])")
     parser.add_argument(
         "--rllab-sampler",
         action="store_true",
@@ -57,45 +76,83 @@ def main() -> None:
         "(differs where episodes end early, as in navigation-2d and the Ant families)",
     )
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
-    args = parser.parse_args()
-    run = Path(args.run or f"runs/bench-rl-{args.env}")
-    extra = ["--iterations", str(args.iterations)] if args.iterations else []
-    extra += ["--rollouts", str(args.rollouts)] if args.rollouts else []
-    if (run / "checkpoint.pt").exists():
-        command = ["--resume", str(run), *extra]
-    else:
-        command = ["--env", args.env, "--run-dir", str(run), *extra]
-    subprocess.run([sys.executable, "-m", "maml_rl.train", *command], check=True)
-    learner, config = load_run(run, torch.device("cpu"))
-    state = load_checkpoint(run / "checkpoint.pt")
-    minutes = state["elapsed"] / 60
-    step_sizes = default_step_sizes(config)
-    rollouts = default_rollouts(config)
-    budget = TEST_PROTOCOLS[config.env].env_steps
-    returns = returns_after_steps(learner, config, args.tasks, 3, step_sizes, 1, rollouts)
-    rows = {"ours": returns}
+    args, extra = parser.parse_known_args()
+    if extra and extra[0] == "--":
+        extra = extra[1:]
+    elif extra:
+        parser.error(f"unknown arguments {extra}; put training flags after --")
+    variant = " ".join(extra)
+    slug = "".join(c if c.isalnum() else "-" for c in variant).strip("-")
+    runs = Path(args.runs or f"runs/bench-rl-{args.env}" + (f"-{slug}" if slug else ""))
+    samplers = {"episodes": None}
+    rows: dict[str, list[torch.Tensor]] = {"episodes": []}
     if args.rllab_sampler:
-        rows["ours, rllab's sampler"] = returns_after_steps(
-            learner, config, args.tasks, 3, step_sizes, 1, rollouts, budget
-        )
-    paper = PAPER[args.env]
+        rows["rllab's sampler"] = []
+    minutes, iterations = [], []
+    for seed in args.seeds:
+        run = runs / f"seed{seed}"
+        train_seed(args.env, seed, run, args.iterations, extra)
+        state = load_checkpoint(run / "checkpoint.pt")
+        minutes.append(state["elapsed"] / 60)
+        iterations.append(state["iteration"])
+        learner, config = load_run(run, torch.device("cpu"))
+        step_sizes, rollouts = default_step_sizes(config), default_rollouts(config)
+        budget = TEST_PROTOCOLS[config.env].env_steps
+        samplers["rllab's sampler"] = budget
+        for name in rows:
+            returns = returns_after_steps(
+                learner, config, args.tasks, STEPS, step_sizes, TEST_SEED, rollouts, samplers[name]
+            )
+            rows[name].append(returns)
+            means = [mean_and_ci95(r)[0] for r in returns]
+            print(f"seed {seed}, {name}: " + " / ".join(f"{m:.1f}" for m in means), flush=True)
+    paper, paper_ci = PAPER[args.env]
     table = ["| | 0 steps | 1 step | 2 steps | 3 steps |", "|---|---|---|---|---|"]
-    for name, values in rows.items():
-        means = [mean_and_ci95(v)[0] for v in values]
-        table.append(f"| {name} | " + " | ".join(f"{x:.1f}" for x in means) + " |")
-    table.append("| MAML paper | " + " | ".join(f"{x:.1f}" for x in paper) + " |")
+    verdicts = []
+    for name, per_seed in rows.items():
+        means = torch.tensor([[mean_and_ci95(r)[0] for r in returns] for returns in per_seed])
+        for seed, row in zip(args.seeds, means.tolist(), strict=True):
+            table.append(f"| seed {seed}, {name} | {cells(row)} |")
+        mean = means.mean(0).tolist()
+        spread = means.std(0).tolist() if len(args.seeds) > 1 else [float("nan")] * (STEPS + 1)
+        table.append(f"| **mean over seeds**, {name} | {cells(mean)} |")
+        table.append(f"| standard deviation between seeds | {cells(spread)} |")
+        if paper_ci:
+            inside = [
+                "within" if abs(m - p) <= c else ("above" if m > p else "below")
+                for m, p, c in zip(mean, paper, paper_ci, strict=True)
+            ]
+            verdicts.append(
+                f"{name}: the mean over seeds after 1 / 2 / 3 steps is "
+                + " / ".join(inside[1:])
+                + " the authors' 95% interval"
+            )
+    table.append(f"| authors (one run, 40 tasks) | {cells(list(paper))} |")
+    if paper_ci:
+        table.append(f"| its 95% interval, ± | {cells(list(paper_ci))} |")
+    test_cis = {
+        name: [max(mean_and_ci95(r[step])[1] for r in per_seed) for step in range(STEPS + 1)]
+        for name, per_seed in rows.items()
+    }
+    protocol = TEST_PROTOCOLS[args.env]
     summary = (
-        f"{args.env}: {state['iteration']} meta-iterations of {config.meta_batch} tasks x "
-        f"{config.rollouts} episodes, trained in {minutes:.0f} minutes on this machine; "
-        f"{args.tasks} new test tasks, {rollouts} episodes per task and step, step sizes "
-        f"{step_sizes[0]:g} then {step_sizes[1]:g}."
+        f"{args.env}{f' with `{variant}`' if variant else ''}: training seeds "
+        f"{', '.join(map(str, args.seeds))}; each {'/'.join(map(str, sorted(set(iterations))))} "
+        f"meta-iterations of {config.meta_batch} tasks x {config.rollouts} episodes, trained in "
+        f"{' / '.join(f'{m:.0f}' for m in minutes)} minutes on this machine (one after "
+        f"another); the same {args.tasks} new test tasks for every seed, {rollouts} episodes per "
+        f"task and step, step sizes {step_sizes[0]:g} then {step_sizes[1]:g} (the authors' "
+        f"`{protocol.script}`). Largest 95% interval over test tasks of a seed's figure: "
+        + "; ".join(f"{n} " + " / ".join(f"±{c:.1f}" for c in v) for n, v in test_cis.items())
+        + "."
     )
-    report = "\n".join(f"{name}: {format_returns(values)}" for name, values in rows.items())
-    print(report)
-    print(summary)
+    body = f"{summary}\n\n" + "\n".join(table)
+    if verdicts:
+        body += "\n\n" + "\n".join(f"- {v}" for v in verdicts)
+    print(body)
     if args.write:
-        body = f"{summary}\n\n" + "\n".join(table) + f"\n\n```\n{report}\n```"
-        write_section(f"quality_rl ({args.env})", body, __spec__.name)
+        name = f"quality_rl ({args.env}{f', {variant}' if variant else ''})"
+        write_section(name, body, __spec__.name)
 
 
 if __name__ == "__main__":
