@@ -1,8 +1,8 @@
 """Centre of mass of a planar MuJoCo model's subtree, over many states at once.
 
 MuJoCo computes ``subtree_com`` (in ``mj_comPos``) and ``subtree_linvel`` (in ``mj_subtreeVel``)
-one ``MjData`` at a time; a Python loop over the copies of a batched env costs about 4 us per
-copy and step. For models that move in the x-z plane (hinges about y, slides in the plane, body
+one ``MjData`` at a time, and a Python loop over the copies of a batched env would cost more
+than the physics. For models that move in the x-z plane (hinges about y, slides in the plane, body
 frames turned only about y: HalfCheetah, Hopper, Walker2d) the forward kinematics reduce to 2-D
 rotations, done here with numpy over all copies together. The tests hold it to MuJoCo's numbers.
 """
