@@ -28,7 +28,7 @@ from maml.cli import PRESETS
 from maml.config import read_toml
 from maml_rl.config import TrainConfig
 from maml_rl.evaluate import load_run
-from maml_rl.fisher import gauss_newton_fvp
+from maml_rl.fisher import SUBSAMPLES, gauss_newton_fvp
 from maml_rl.losses import surrogate_and_kl
 from maml_rl.trainer import build, sample_iteration
 from maml_rl.trpo import conjugate_gradient, flat
@@ -36,8 +36,15 @@ from maml_rl.trpo import conjugate_gradient, flat
 SCALES = (1.0, 0.5, 0.25)
 
 
-def kl_ratios(config: TrainConfig, learner, sampler, iteration: int, fractions: list[float]):
-    """Rows (direction, fraction, curvature, [KL reached / KL predicted per scale])."""
+def kl_ratios(
+    config: TrainConfig,
+    learner,
+    sampler,
+    iteration: int,
+    fractions: list[float],
+    subsamples: list[str],
+):
+    """Rows (direction, fraction, subsample, [KL reached / KL predicted per scale])."""
     device = torch.device("cpu")
     train, valid, adapted, _ = sample_iteration(learner, sampler, config, iteration, device)
     measure = surrogate_and_kl(type(learner.model))
@@ -51,7 +58,8 @@ def kl_ratios(config: TrainConfig, learner, sampler, iteration: int, fractions: 
 
     gradient = flat(torch.autograd.grad(measures()[0], params))
     rows = []
-    for fraction in fractions:
+    settings = [(f, m) for f in fractions for m in (subsamples if f < 1 else subsamples[:1])]
+    for fraction, subsample in settings:
         fvp = gauss_newton_fvp(
             learner,
             train,
@@ -62,11 +70,13 @@ def kl_ratios(config: TrainConfig, learner, sampler, iteration: int, fractions: 
             torch.Generator().manual_seed(iteration),
             None,
             adapted,
+            subsample,
         )
         natural, _ = conjugate_gradient(fvp, gradient, config.cg_iterations)
         for name, direction in (("gradient", gradient), ("natural", natural)):
-            curvature = 0.5 * (direction @ fvp(direction)).item()
-            step = direction * math.sqrt(config.max_kl / curvature)
+            step = direction * math.sqrt(
+                config.max_kl / (0.5 * (direction @ fvp(direction)).item())
+            )
             ratios = []
             for scale in SCALES:
                 vector_to_parameters(start - scale * step, params)
@@ -74,8 +84,9 @@ def kl_ratios(config: TrainConfig, learner, sampler, iteration: int, fractions: 
                     kl = measures()[1].item()
                 ratios.append(kl / (config.max_kl * scale**2))
             vector_to_parameters(start, params)
-            rows.append((name, fraction, curvature, ratios))
-            print(f"iteration {iteration} {name} fraction {fraction}: {ratios}", flush=True)
+            label = "all" if fraction >= 1 else f"{fraction:g} of the {subsample}"
+            rows.append((name, label, ratios))
+            print(f"iteration {iteration} {name} {label}: {ratios}", flush=True)
     return rows
 
 
@@ -87,6 +98,13 @@ def main() -> None:
     parser.add_argument("--run", default=None, help="a run whose checkpoint to examine")
     parser.add_argument("--iterations", type=int, default=3, help="batches of episodes")
     parser.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.2])
+    parser.add_argument(
+        "--subsamples",
+        nargs="+",
+        default=list(SUBSAMPLES),
+        choices=SUBSAMPLES,
+        help="what a fraction below 1 subsamples: each task's episodes, or the tasks",
+    )
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
     device = torch.device("cpu")
@@ -103,25 +121,25 @@ def main() -> None:
         where = f"an untrained policy ({config.init} init)"
     if args.max_kl:
         config = dataclasses.replace(config, max_kl=args.max_kl)
-    found: dict[tuple[str, float], list] = {}
+    found: dict[tuple[str, str], list] = {}
     for iteration in range(args.iterations):
-        for name, fraction, _, ratios in kl_ratios(
-            config, learner, sampler, iteration, args.fractions
+        for name, label, ratios in kl_ratios(
+            config, learner, sampler, iteration, args.fractions, args.subsamples
         ):
-            found.setdefault((name, fraction), []).append(ratios)
+            found.setdefault((name, label), []).append(ratios)
     sampler.close()
     scales = " | ".join(f"at {s:g} of the step" for s in SCALES)
     rows = [
-        f"| direction | Fisher fraction | {scales} |",
+        f"| direction | Fisher on | {scales} |",
         "|---|---|" + "---|" * len(SCALES),
     ]
-    for (name, fraction), ratios in found.items():
+    for (name, label), ratios in found.items():
         mean = np.mean(ratios, axis=0)
         low, high = np.min(ratios, axis=0), np.max(ratios, axis=0)
         cells = " | ".join(
             f"{m:.2f} ({lo:.2f}-{hi:.2f})" for m, lo, hi in zip(mean, low, high, strict=True)
         )
-        rows.append(f"| {name} | {fraction} | {cells} |")
+        rows.append(f"| {name} | {label} | {cells} |")
     body = (
         f"{config.env}, {where}: {config.meta_batch} tasks x {config.rollouts} episodes, max KL "
         f"{config.max_kl}, {args.iterations} batches of episodes. Exact mean KL after the "

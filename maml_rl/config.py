@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from maml.runs import DEVICES
+from maml_rl.fisher import SUBSAMPLES
 from maml_rl.meta_update import META_STEPS
 from maml_rl.policies import INITS
 
@@ -62,6 +63,12 @@ class TrainConfig:
         0.0,
         "fraction of each task's episodes the Fisher-vector products use; 0 takes 1.0 on CUDA "
         "and 0.2 on the CPU",
+    )
+    fisher_subsample: str = _f(
+        "episodes",
+        "what --fisher-fraction subsamples: each task's episodes, or the tasks (all episodes of "
+        "each; an unbiased curvature)",
+        choices=SUBSAMPLES,
     )
     seed: int = _f(0, "random seed (policy initialisation, tasks, episodes)")
     device: str = _f(

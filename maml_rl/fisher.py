@@ -26,6 +26,7 @@ from maml_rl.episodes import Episodes
 from maml_rl.trpo import flat, unflat
 
 Measure = Callable[..., Tensor]
+SUBSAMPLES = ("episodes", "tasks")
 
 
 def subset(episodes: Episodes, fraction: float, generator: torch.Generator) -> Episodes:
@@ -38,8 +39,11 @@ def subset(episodes: Episodes, fraction: float, generator: torch.Generator) -> E
     return tree_map(lambda x: x.index_select(1, index), episodes)
 
 
-def _tasks(episodes: Episodes, chunk: slice) -> Episodes:
-    return tree_map(lambda x: x[chunk], episodes)
+def _tasks(episodes: Episodes, which: int | slice | Tensor) -> Episodes:
+    """The tasks ``which`` (an index, a slice or an index tensor) of every field."""
+    if isinstance(which, Tensor):
+        return tree_map(lambda x: x.index_select(0, which), episodes)
+    return tree_map(lambda x: x[which], episodes)
 
 
 def _gradient(
@@ -80,18 +84,34 @@ def gauss_newton_fvp(
     generator: torch.Generator,
     tasks_per_product: int | None = 1,
     adapted: list[Params] | None = None,
+    subsample: str = "episodes",
 ) -> Callable[[Tensor], Tensor]:
     """``v -> (mean over tasks of J^T F J + damping I) v`` over the learner's meta-parameters.
 
     ``train[k]`` are the episodes of inner step k, ``valid`` those sampled after adaptation,
     all with a leading task axis; ``measure(forward, episodes)`` returns ``[surrogate, kl]``.
-    Each Hessian-vector product uses ``fraction`` of each task's episodes, and takes
-    ``tasks_per_product`` tasks at once under vmap (``None``: all; 1: a loop over tasks).
+    With ``subsample="episodes"`` each Hessian-vector product uses ``fraction`` of each task's
+    episodes: ``J`` then appears twice with the same noise, and the product overestimates the
+    curvature by ``lr^2 E[dH^T F dH]`` (``dH`` the subsample's error in the inner Hessian).
+    With ``"tasks"`` it uses all episodes of ``fraction`` of the tasks: each task's term exact,
+    their mean unbiased. Either way ``tasks_per_product`` tasks go at once under vmap
+    (``None``: all; 1: a loop over tasks).
     ``adapted[k]``, when given, are every task's parameters after inner step k + 1 (as the
     sampler used them): the exact step values then need no gradient over all train episodes.
     """
     if any(p.requires_grad for p in learner.inner_lr.parameters()):
         raise ValueError("the Gauss-Newton Fisher needs fixed inner step sizes, not learned ones")
+    if subsample not in SUBSAMPLES:
+        raise ValueError(f"subsample {subsample!r} is unknown; allowed: {', '.join(SUBSAMPLES)}")
+    if subsample == "tasks" and fraction < 1:
+        tasks = valid.mask.shape[0]
+        index = torch.randperm(tasks, generator=generator)[: max(1, round(fraction * tasks))]
+        index = index.to(valid.mask.device)
+        train = [_tasks(e, index) for e in train]
+        valid = _tasks(valid, index)
+        if adapted is not None:
+            adapted = [{n: p.index_select(0, index) for n, p in a.items()} for a in adapted]
+        fraction = 1.0
     meta = {n: p.detach() for n, p in learner.meta_params().items()}
     lrs = [learner.inner_lr.at_step(k) for k in range(len(train))]
     subsets = [subset(e, fraction, generator) for e in train]

@@ -29,6 +29,8 @@ class TRPOSettings:
     # Tasks under vmap per Fisher product (None: all). All at once measured faster at the default
     # fraction on 2 CPU cores and on an H200, where a loop over tasks is launch-bound.
     fisher_tasks_per_product: int | None = None
+    # What fisher_fraction subsamples: each task's episodes, or the tasks (maml_rl.fisher).
+    fisher_subsample: str = "episodes"
     # "natural": TRPO's natural-gradient direction, conjugate gradient on the Fisher. "gradient":
     # the surrogate's plain gradient, sized by the Fisher's curvature along it alone, then the same
     # line search. The second is the step the authors' code effectively took: rllab's
@@ -87,6 +89,7 @@ def trpo_step(
         generator,
         settings.fisher_tasks_per_product,
         adapted,
+        settings.fisher_subsample,
     )
     if settings.direction == "gradient":
         direction = gradient

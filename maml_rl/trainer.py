@@ -99,6 +99,7 @@ def trpo_settings(config: TrainConfig, device: torch.device) -> TRPOSettings:
         config.line_search_ratio,
         fraction,
         direction=config.meta_step,
+        fisher_subsample=config.fisher_subsample,
     )
 
 

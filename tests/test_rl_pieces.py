@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from torch.distributions import Categorical, Normal, kl_divergence
+from torch.utils._pytree import tree_map
 
 from maml import MAML
 from maml_rl.baseline import baseline_values, features, fit_linear_baseline
@@ -233,6 +234,44 @@ def test_subsampled_fisher_is_gauss_newton_on_the_subsets_at_the_exact_adapted_p
     v = torch.randn(expected.shape[0], dtype=torch.float64)
     torch.testing.assert_close(product(v), expected @ v, rtol=1e-7, atol=1e-10)
     assert torch.linalg.eigvalsh(expected).min() > -1e-10  # a Fisher estimate stays PSD
+
+
+@pytest.mark.parametrize("with_adapted", [False, True])
+def test_fisher_on_a_fraction_of_the_tasks_is_exact_gauss_newton_on_those_tasks(with_adapted):
+    learner, train, valid = _fisher_problem(2, False, seed=4)
+    adapted = [adapted_params(learner, train[: k + 1]) for k in range(len(train))]
+    product = gauss_newton_fvp(
+        learner,
+        train,
+        valid,
+        surrogate_and_kl(GaussianPolicy),
+        fraction=0.5,
+        damping=0.0,
+        generator=torch.Generator().manual_seed(6),
+        adapted=adapted if with_adapted else None,
+        subsample="tasks",
+    )
+    chosen = torch.randperm(2, generator=torch.Generator().manual_seed(6))[:1]
+    pick = lambda e: tree_map(lambda x: x.index_select(0, chosen), e)  # noqa: E731
+    train_chosen, valid_chosen = [pick(e) for e in train], pick(valid)
+    expected = _explicit_gauss_newton(
+        learner, train_chosen, valid_chosen, train_chosen, valid_chosen
+    )
+    other = _explicit_gauss_newton(learner, train, valid, train, valid)  # both tasks
+    v = torch.randn(expected.shape[0], dtype=torch.float64)
+    torch.testing.assert_close(product(v), expected @ v, rtol=1e-7, atol=1e-10)
+    assert not torch.allclose(product(v), other @ v)  # one task, not the mean of both
+    with pytest.raises(ValueError, match="'rollouts' is unknown; allowed: episodes, tasks"):
+        gauss_newton_fvp(
+            learner,
+            train,
+            valid,
+            surrogate_and_kl(GaussianPolicy),
+            0.5,
+            0.0,
+            torch.Generator(),
+            subsample="rollouts",
+        )
 
 
 @pytest.mark.parametrize("tasks_per_product", [1, None])
