@@ -211,21 +211,26 @@ def test_post_adaptation_fisher_equals_the_hessian_of_the_kl_through_adaptation(
     torch.testing.assert_close(product(v), hessian @ v + 1e-3 * v, rtol=1e-7, atol=1e-10)
 
 
-@pytest.mark.parametrize("tasks_per_product", [1, None])
-def test_subsampled_fisher_is_gauss_newton_on_the_subsets_at_the_exact_adapted_point(
-    tasks_per_product,
-):
-    learner, train, valid = _fisher_problem(2, False, seed=1)
-    product = gauss_newton_fvp(
+def _half_fisher(learner, train, valid, seed, **settings):
+    """The Gauss-Newton product on half of the episodes (or tasks), without damping."""
+    return gauss_newton_fvp(
         learner,
         train,
         valid,
         surrogate_and_kl(GaussianPolicy),
         fraction=0.5,
         damping=0.0,
-        generator=torch.Generator().manual_seed(3),
-        tasks_per_product=tasks_per_product,
+        generator=torch.Generator().manual_seed(seed),
+        **settings,
     )
+
+
+@pytest.mark.parametrize("tasks_per_product", [1, None])
+def test_subsampled_fisher_is_gauss_newton_on_the_subsets_at_the_exact_adapted_point(
+    tasks_per_product,
+):
+    learner, train, valid = _fisher_problem(2, False, seed=1)
+    product = _half_fisher(learner, train, valid, 3, tasks_per_product=tasks_per_product)
     g = torch.Generator().manual_seed(3)  # the same draws: each train step's subset, then valid
     train_subsets = [subset(e, 0.5, g) for e in train]
     valid_subset = subset(valid, 0.5, g)
@@ -240,17 +245,8 @@ def test_subsampled_fisher_is_gauss_newton_on_the_subsets_at_the_exact_adapted_p
 def test_fisher_on_a_fraction_of_the_tasks_is_exact_gauss_newton_on_those_tasks(with_adapted):
     learner, train, valid = _fisher_problem(2, False, seed=4)
     adapted = [adapted_params(learner, train[: k + 1]) for k in range(len(train))]
-    product = gauss_newton_fvp(
-        learner,
-        train,
-        valid,
-        surrogate_and_kl(GaussianPolicy),
-        fraction=0.5,
-        damping=0.0,
-        generator=torch.Generator().manual_seed(6),
-        adapted=adapted if with_adapted else None,
-        subsample="tasks",
-    )
+    given = adapted if with_adapted else None
+    product = _half_fisher(learner, train, valid, 6, adapted=given, subsample="tasks")
     chosen = torch.randperm(2, generator=torch.Generator().manual_seed(6))[:1]
     pick = lambda e: tree_map(lambda x: x.index_select(0, chosen), e)  # noqa: E731
     train_chosen, valid_chosen = [pick(e) for e in train], pick(valid)
