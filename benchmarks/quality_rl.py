@@ -84,10 +84,10 @@ def main() -> None:
     variant = " ".join(extra)
     slug = "".join(c if c.isalnum() else "-" for c in variant).strip("-")
     runs = Path(args.runs or f"runs/bench-rl-{args.env}" + (f"-{slug}" if slug else ""))
-    samplers = {"episodes": None}
-    rows: dict[str, list[torch.Tensor]] = {"episodes": []}
+    samplers = {"episodes": None}  # name -> env-step budget of the authors' sampler, or None
     if args.rllab_sampler:
-        rows["rllab's sampler"] = []
+        samplers["rllab's sampler"] = TEST_PROTOCOLS[args.env].env_steps
+    rows: dict[str, list[torch.Tensor]] = {name: [] for name in samplers}
     minutes, iterations = [], []
     for seed in args.seeds:
         run = runs / f"seed{seed}"
@@ -97,8 +97,6 @@ def main() -> None:
         iterations.append(state["iteration"])
         learner, config = load_run(run, torch.device("cpu"))
         step_sizes, rollouts = default_step_sizes(config), default_rollouts(config)
-        budget = TEST_PROTOCOLS[config.env].env_steps
-        samplers["rllab's sampler"] = budget
         for name in rows:
             returns = returns_after_steps(
                 learner, config, args.tasks, STEPS, step_sizes, TEST_SEED, rollouts, samplers[name]

@@ -44,7 +44,7 @@ def kl_ratios(
     fractions: list[float],
     subsamples: list[str],
 ):
-    """Rows (direction, fraction, subsample, [KL reached / KL predicted per scale])."""
+    """Rows (direction, what the Fisher used, [KL reached / KL predicted per scale])."""
     device = torch.device("cpu")
     train, valid, adapted, _ = sample_iteration(learner, sampler, config, iteration, device)
     measure = surrogate_and_kl(type(learner.model))

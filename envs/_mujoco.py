@@ -89,16 +89,13 @@ def forward_quantities(
     Computed on a scratch ``MjData`` from the state alone (zero solver warm start), so that a
     single env and a batched env get the same numbers for the same state.
     """
-    out = None
-    for i, (state, ctrl) in enumerate(zip(states, ctrls, strict=True)):
+    rows = []
+    for state, ctrl in zip(states, ctrls, strict=True):
         mujoco.mj_setState(model, scratch, state, FULLPHYSICS)
         scratch.ctrl[:] = ctrl
         scratch.qacc_warmstart[:] = 0.0
         mujoco.mj_forward(model, scratch)
         mujoco.mj_rnePostConstraint(model, scratch)
         mujoco.mj_subtreeVel(model, scratch)
-        values = read(scratch)
-        if out is None:
-            out = np.empty((len(states), values.size))
-        out[i] = values
-    return np.empty((0, 0)) if out is None else out
+        rows.append(read(scratch))
+    return np.stack(rows)

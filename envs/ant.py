@@ -44,6 +44,11 @@ SOLIMP = (0.8, 0.8, 0.01)  # rllab's default geom solimp (Gymnasium's keeps MuJo
 INIT_QPOS = (0.0, 0.0, 0.55, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0, -1.0, 0.0, 1.0)
 
 
+# Columns of the derived quantities (``_read``): contact forces, then the torso's pose (xmat and
+# centre of mass, both in the observation), then the centre of mass's velocity.
+_CONTACT, _POSE, _VELOCITY = slice(None, -15), slice(-15, -3), slice(-3, None)
+
+
 def _read(torso: int, data: mujoco.MjData) -> np.ndarray:
     """cfrc_ext of every body (nbody x 6), then the torso's xmat (9), subtree_com (3) and
     subtree_linvel (3): the torso's subtree is the whole ant."""
@@ -76,15 +81,15 @@ class _AntTask(MujocoTaskEnv, AntEnv):
 
     @classmethod
     def observations(cls, qpos, qvel, derived) -> np.ndarray:
-        contact = np.clip(derived[:, :-15], -1.0, 1.0)
-        return np.concatenate([qpos, qvel, contact, derived[:, -15:-3]], axis=-1)
+        contact = np.clip(derived[:, _CONTACT], -1.0, 1.0)
+        return np.concatenate([qpos, qvel, contact, derived[:, _POSE]], axis=-1)
 
     @classmethod
     def rewards(cls, tasks, qpos_before, qpos_after, actions, derived, dt):
-        velocity = derived[:, -3]
+        velocity = derived[:, _VELOCITY][:, 0]
         forward = cls.forward_rewards(tasks, velocity)
         control = control_costs(actions, CONTROL_COST)
-        contact = CONTACT_COST * (np.clip(derived[:, :-15], -1.0, 1.0) ** 2).sum(axis=1)
+        contact = CONTACT_COST * (np.clip(derived[:, _CONTACT], -1.0, 1.0) ** 2).sum(axis=1)
         survive = np.full(len(velocity), SURVIVE_REWARD)
         height = qpos_after[:, 2]
         healthy = (
