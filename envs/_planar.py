@@ -4,10 +4,14 @@ MuJoCo computes ``subtree_com`` (in ``mj_comPos``) and ``subtree_linvel`` (in ``
 one ``MjData`` at a time, and a Python loop over the copies of a batched env would cost more
 than the physics. For models that move in the x-z plane (hinges about y, slides in the plane, body
 frames turned only about y: HalfCheetah, Hopper, Walker2d) the forward kinematics reduce to 2-D
-rotations, done here with numpy over all copies together. The tests hold it to MuJoCo's numbers.
+rotations. The walk over the bodies is traced once into straight-line code, which runs on numpy
+arrays over all copies together, or on Python floats for one copy (a single env), with the same
+bits. The tests hold it to MuJoCo's numbers.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import mujoco
 import numpy as np
@@ -64,75 +68,181 @@ class PlanarSubtreeCom:
             raise ValueError(f"body {body!r} and its subtree have no mass")
         # Everything a call needs from the model, looked up once: per body (in order), its
         # parent, position, frame turn, joints, and mass and centre if it is in the subtree.
-        offset = np.exp(-2j * np.arctan2(model.body_quat[:, 2], model.body_quat[:, 0]))
-        body_pos, ipos = _complex(model.body_pos), _complex(model.body_ipos)
-        axis, anchor = _complex(model.jnt_axis), _complex(model.jnt_pos)
         self.plan = []
         for b in sorted(set(ancestors[:-1]) | set(subtree.tolist())):
             start = model.body_jntadr[b]
             joints = [
                 (
                     model.jnt_type[j] == mujoco.mjtJoint.mjJNT_SLIDE,
-                    model.jnt_qposadr[j],
-                    model.jnt_dofadr[j],
-                    model.qpos0[model.jnt_qposadr[j]],
-                    axis[j],
-                    np.sign(model.jnt_axis[j, 1]),
-                    anchor[j],
+                    int(model.jnt_qposadr[j]),
+                    int(model.jnt_dofadr[j]),
+                    float(model.qpos0[model.jnt_qposadr[j]]),
+                    _in_plane(model.jnt_axis[j]),
+                    float(np.sign(model.jnt_axis[j, 1])),
+                    _in_plane(model.jnt_pos[j]) if model.jnt_pos[j].any() else None,
                 )
                 for j in range(start, start + model.body_jntnum[b])
             ]
-            body_mass = model.body_mass[b] if in_subtree[b] else None
+            turn = 2 * float(np.arctan2(model.body_quat[b, 2], model.body_quat[b, 0]))
+            body_mass = float(model.body_mass[b]) if in_subtree[b] else None
             parent = int(model.body_parentid[b])
-            self.plan.append((b, parent, body_pos[b], offset[b], joints, body_mass, ipos[b]))
+            plan = (b, parent, _in_plane(model.body_pos[b]), turn, joints, body_mass)
+            self.plan.append((*plan, _in_plane(model.body_ipos[b])))
         y_frame = np.zeros(model.nbody)  # turns about y leave y alone
         for b in range(1, model.nbody):
             y_frame[b] = y_frame[model.body_parentid[b]] + model.body_pos[b, 1]
         y_com = (y_frame + model.body_ipos[:, 1])[subtree]
         self.y = float(mass @ y_com) / self.total_mass
+        # The walk over the plan, traced once into straight-line code (no loops, lookups or
+        # branches, nothing done for zero offsets or the world's fixed frame), runs several
+        # times faster on one state's Python floats.
+        q, qd = _Symbol.list("q", model.nq), _Symbol.list("qd", model.nv)
+        self._traced_angles, angles = _trace(self._angles, ["q"], q)
+        fixed = np.array([0.0 if isinstance(a, _Symbol) else a for a in angles])
+        cos, sin = [], []
+        fixed_turns = zip(angles, np.cos(fixed).tolist(), np.sin(fixed).tolist(), strict=True)
+        for i, (a, c, s) in enumerate(fixed_turns):
+            cos.append(_Symbol(f"cos[{i}]") if isinstance(a, _Symbol) else c)
+            sin.append(_Symbol(f"sin[{i}]") if isinstance(a, _Symbol) else s)
+        self._traced_com, _ = _trace(self._com, ["q", "qd", "cos", "sin"], q, qd, cos, sin)
 
     def __call__(self, states: np.ndarray, ctrls: np.ndarray | None = None) -> np.ndarray:
-        # A point (x, z) is the complex number x + iz: turning by an angle a about y multiplies
-        # by exp(-ia), and omega * y_hat x r is -i omega r.
-        n = len(states)
-        qpos, qvel = (np.ascontiguousarray(x.T) for x in qpos_qvel(self.model, states))
-        turn = {0: np.ones(n, dtype=complex)}
-        omega = {0: np.zeros(n)}
-        pos = {0: np.zeros(n, dtype=complex)}
-        vel = {0: np.zeros(n, dtype=complex)}
-        com_pos = np.zeros(n, dtype=complex)
-        com_vel = np.zeros(n, dtype=complex)
-        for b, p, body_pos, offset, joints, mass, ipos in self.plan:
-            arm = body_pos * turn[p]
-            e, w = turn[p] * offset, omega[p]
-            x, v = pos[p] + arm, vel[p] - 1j * w * arm
-            for slide, qadr, dadr, q0, axis, sign, anchor in joints:
-                q, qd = qpos[qadr] - q0, qvel[dadr]
+        # One state runs on Python floats (numpy's cost per call would be most of the time), many
+        # on arrays; both run the same straight-line code, so the same floating-point operations
+        # in the same order, and take their sines and cosines from numpy: the same bits.
+        qpos, qvel = qpos_qvel(self.model, states)
+        if len(states) == 1:
+            q, qd = qpos[0].tolist(), qvel[0].tolist()
+            angles = np.array(self._traced_angles(q))
+            cos, sin = np.cos(angles).tolist(), np.sin(angles).tolist()
+            return np.array([self._traced_com(q, qd, cos, sin)])
+        q, qd = list(np.ascontiguousarray(qpos.T)), list(np.ascontiguousarray(qvel.T))
+        angles = np.stack(np.broadcast_arrays(*self._traced_angles(q)))
+        com = self._traced_com(q, qd, list(np.cos(angles)), list(np.sin(angles)))
+        return np.stack(np.broadcast_arrays(*com), axis=-1)
+
+    def _angles(self, q: list) -> list:
+        """Every frame angle about y that ``_com`` turns a vector by, in the order it does."""
+        angle, used = {0: 0.0}, []
+        for b, parent, _, turn, joints, mass, _ in self.plan:
+            used.append(angle[parent])
+            a = angle[parent] + turn
+            for slide, qadr, _, q0, _, sign, anchor in joints:
                 if slide:
-                    axis = axis * e
-                    x = x + axis * q
-                    v = v + axis * qd - 1j * w * axis * q
-                else:  # the body turns about the joint's anchor, which stays put
-                    if anchor:
-                        arm = anchor * e
-                        x, v = x + arm, v - 1j * w * arm
-                    e, w = e * np.exp(-1j * sign * q), w + sign * qd
-                    if anchor:
-                        arm = anchor * e
-                        x, v = x - arm, v + 1j * w * arm
-            turn[b], omega[b], pos[b], vel[b] = e, w, x, v
+                    used.append(a)
+                    continue
+                if anchor is not None:
+                    used.append(a)
+                a = a + sign * (q[qadr] - q0)
+                if anchor is not None:
+                    used.append(a)
+            angle[b] = a
             if mass is not None:
-                arm = ipos * e
-                com_pos += mass * (x + arm)
-                com_vel += mass * (v - 1j * w * arm)
-        com_pos /= self.total_mass
-        com_vel /= self.total_mass
-        out = np.zeros((n, 6))
-        out[:, 0], out[:, 1], out[:, 2] = com_pos.real, self.y, com_pos.imag
-        out[:, 3], out[:, 5] = com_vel.real, com_vel.imag
-        return out
+                used.append(a)
+        return used
+
+    def _com(self, q: list, qd: list, cos: list, sin: list) -> list:
+        """The centre of mass and its velocity, [x, y, z, vx, vy, vz], from each state's
+        coordinates (floats or arrays) and the cosines and sines of ``_angles``."""
+        turns = iter(zip(cos, sin, strict=True))
+
+        def turned(point: tuple[float, float]) -> tuple:  # by the next angle: (x, z) in the world
+            (c, s), (x, z) = next(turns), point
+            return x * c + z * s, z * c - x * s
+
+        # The angular velocity w about y moves a point at (x, z) from the pivot by (w z, -w x).
+        omega, pos, vel = {0: 0.0}, {0: (0.0, 0.0)}, {0: (0.0, 0.0)}
+        mx = mz = mvx = mvz = 0.0
+        for b, parent, body_pos, _, joints, mass, ipos in self.plan:
+            w, (x, z), (vx, vz) = omega[parent], pos[parent], vel[parent]
+            ax, az = turned(body_pos)
+            x, z, vx, vz = x + ax, z + az, vx + w * az, vz - w * ax
+            for slide, qadr, dadr, q0, axis, sign, anchor in joints:
+                if slide:
+                    (ex, ez), d, dd = turned(axis), q[qadr] - q0, qd[dadr]
+                    x, z = x + ex * d, z + ez * d
+                    vx, vz = vx + ex * dd + w * (ez * d), vz + ez * dd - w * (ex * d)
+                    continue
+                # The body turns about the joint's anchor, which stays put.
+                if anchor is not None:
+                    ax, az = turned(anchor)
+                    x, z, vx, vz = x + ax, z + az, vx + w * az, vz - w * ax
+                w = w + sign * qd[dadr]
+                if anchor is not None:
+                    ax, az = turned(anchor)
+                    x, z, vx, vz = x - ax, z - az, vx - w * az, vz + w * ax
+            omega[b], pos[b], vel[b] = w, (x, z), (vx, vz)
+            if mass is not None:
+                ax, az = turned(ipos)
+                mx, mz = mx + mass * (x + ax), mz + mass * (z + az)
+                mvx, mvz = mvx + mass * (vx + w * az), mvz + mass * (vz - w * ax)
+        total, zero = self.total_mass, 0.0 * mx
+        return [mx / total, zero + self.y, mz / total, mvx / total, zero, mvz / total]
 
 
-def _complex(xyz: np.ndarray) -> np.ndarray:
-    """Points (..., 3) in the x-z plane as complex numbers x + iz."""
-    return xyz[..., 0] + 1j * xyz[..., 2]
+class _Symbol:
+    """A value in a traced computation: each operation on it records a line of code."""
+
+    lines: list[str] = []
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @classmethod
+    def list(cls, name: str, size: int) -> list[_Symbol]:
+        return [cls(f"{name}[{i}]") for i in range(size)]
+
+    def _record(self, left, operator: str, right):
+        # What a zero or a one leaves unchanged is not written (up to the sign of a zero).
+        if operator == "*" and (left == 0.0 or right == 0.0):
+            return 0.0
+        if operator == "*" and (left == 1.0 or right == 1.0):
+            return right if left == 1.0 else left
+        if operator in "+-" and right == 0.0:
+            return left
+        if operator == "+" and left == 0.0:
+            return right
+        result = _Symbol(f"v{len(_Symbol.lines)}")
+        _Symbol.lines.append(f"    {result.name} = {_source(left)} {operator} {_source(right)}")
+        return result
+
+    def __add__(self, other):
+        return self._record(self, "+", other)
+
+    def __radd__(self, other):
+        return self._record(other, "+", self)
+
+    def __sub__(self, other):
+        return self._record(self, "-", other)
+
+    def __rsub__(self, other):
+        return self._record(other, "-", self)
+
+    def __mul__(self, other):
+        return self._record(self, "*", other)
+
+    def __rmul__(self, other):
+        return self._record(other, "*", self)
+
+    def __truediv__(self, other):
+        return self._record(self, "/", other)
+
+
+def _source(value) -> str:
+    return value.name if isinstance(value, _Symbol) else repr(float(value))
+
+
+def _trace(function: Callable[..., list], names: list[str], *arguments) -> tuple[Callable, list]:
+    """``function`` as straight-line code (called on symbols, it writes what it computes), and
+    what it returned on them."""
+    _Symbol.lines = []
+    result = function(*arguments)
+    body = "\n".join([*_Symbol.lines, f"    return [{', '.join(map(_source, result))}]"])
+    namespace: dict = {}
+    exec(f"def traced({', '.join(names)}):\n{body}", namespace)  # noqa: S102 - our own code
+    return namespace["traced"], result
+
+
+def _in_plane(xyz: np.ndarray) -> tuple[float, float]:
+    """A point or direction in the x-z plane as (x, z)."""
+    return float(xyz[0]), float(xyz[2])

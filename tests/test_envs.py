@@ -203,19 +203,22 @@ def mujoco_centre_of_mass(env) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_halfcheetah_vel_reward_and_observation_by_hand():
-    """rllab's HalfCheetah: the centre of mass ends the observation and gives the velocity."""
+    """rllab's HalfCheetah: the centre of mass ends the observation and gives the velocity
+    (MuJoCo's own subtree quantities, at every step of a stretch of random actions)."""
     env = HalfCheetahVel(task=[1.5])
     observation, _ = env.reset(seed=0)
     np.testing.assert_allclose(observation[-3:], mujoco_centre_of_mass(env)[0], atol=1e-12)
-    action = np.linspace(-1, 1, 6)
-    observation, reward, _, _, info = env.step(action)
-    position, velocity = mujoco_centre_of_mass(env)
-    assert observation.shape == env.observation_space.shape == (20,)
-    np.testing.assert_array_equal(observation[:17], np.r_[env.data.qpos[1:], env.data.qvel])
-    np.testing.assert_allclose(observation[17:], position, atol=1e-12)
-    expected = -abs(velocity[0] - 1.5) - 0.05 * (action**2).sum()
-    assert reward == pytest.approx(expected, abs=1e-12)
-    assert info["x_velocity"] == pytest.approx(velocity[0], abs=1e-12)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        action = rng.uniform(-1, 1, 6)
+        observation, reward, _, _, info = env.step(action)
+        position, velocity = mujoco_centre_of_mass(env)
+        assert observation.shape == env.observation_space.shape == (20,)
+        np.testing.assert_array_equal(observation[:17], np.r_[env.data.qpos[1:], env.data.qvel])
+        np.testing.assert_allclose(observation[17:], position, atol=1e-12)
+        expected = -abs(velocity[0] - 1.5) - 0.05 * (action**2).sum()
+        assert reward == pytest.approx(expected, abs=1e-12)
+        assert info["x_velocity"] == pytest.approx(velocity[0], abs=1e-12)
 
 
 def test_halfcheetah_reset_noise_is_rllabs():

@@ -65,3 +65,20 @@ def assert_equals_mujoco(model: mujoco.MjModel, body: str) -> None:
 def test_a_model_outside_the_plane_is_refused():
     with pytest.raises(ValueError, match="x-z plane: joint 'root' is neither a hinge nor a slide"):
         PlanarSubtreeCom(load_model("ant.xml"), "torso")
+
+
+def test_one_state_gives_the_bits_of_many():
+    """A single env computes one state on Python floats, a batched env many on arrays."""
+    model = mujoco.MjModel.from_xml_string(TURNED_CHAIN)
+    data = mujoco.MjData(model)
+    rng = np.random.default_rng(1)
+    states = []
+    for _ in range(9):
+        data.qpos[:] = model.qpos0 + 2 * rng.standard_normal(model.nq)
+        data.qvel[:] = 3 * rng.standard_normal(model.nv)
+        states.append(get_state(model, data))
+    for body in ("base", "limb"):
+        com = PlanarSubtreeCom(model, body)
+        many = com(np.array(states))
+        one_by_one = np.concatenate([com(state[None]) for state in states])
+        np.testing.assert_array_equal(one_by_one, many)
