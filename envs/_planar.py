@@ -66,8 +66,13 @@ class PlanarSubtreeCom:
         self.total_mass = float(mass.sum())
         if self.total_mass <= 0:
             raise ValueError(f"body {body!r} and its subtree have no mass")
+        # The mass of the subtree's bodies at and below each body: what moves with its frame.
+        downstream = np.where(in_subtree, model.body_mass, 0.0)
+        for b in range(model.nbody - 1, 0, -1):
+            downstream[model.body_parentid[b]] += downstream[b]
         # Everything a call needs from the model, looked up once: per body (in order), its
-        # parent, position, frame turn, joints, and mass and centre if it is in the subtree.
+        # parent, position, frame turn, joints, mass and centre if it is in the subtree, and the
+        # mass that moves with it.
         self.plan = []
         for b in sorted(set(ancestors[:-1]) | set(subtree.tolist())):
             start = model.body_jntadr[b]
@@ -87,7 +92,7 @@ class PlanarSubtreeCom:
             body_mass = float(model.body_mass[b]) if in_subtree[b] else None
             parent = int(model.body_parentid[b])
             plan = (b, parent, _in_plane(model.body_pos[b]), turn, joints, body_mass)
-            self.plan.append((*plan, _in_plane(model.body_ipos[b])))
+            self.plan.append((*plan, _in_plane(model.body_ipos[b]), float(downstream[b])))
         y_frame = np.zeros(model.nbody)  # turns about y leave y alone
         for b in range(1, model.nbody):
             y_frame[b] = y_frame[model.body_parentid[b]] + model.body_pos[b, 1]
@@ -121,61 +126,55 @@ class PlanarSubtreeCom:
         com = self._traced_com(q, qd, list(np.cos(angles)), list(np.sin(angles)))
         return np.stack(np.broadcast_arrays(*com), axis=-1)
 
-    def _angles(self, q: list) -> list:
-        """Every frame angle about y that ``_com`` turns a vector by, in the order it does."""
-        angle, used = {0: 0.0}, []
-        for b, parent, _, turn, joints, mass, _ in self.plan:
-            used.append(angle[parent])
-            a = angle[parent] + turn
-            for slide, qadr, _, q0, _, sign, anchor in joints:
+    def _frames(self, q: list, qd: list | None) -> list[list]:
+        """The walk down the plan as a list of frames, each ``[angle about y (only without
+        qd), angular velocity, W_x, W_z, dW_x/dt, dW_z/dt]``: W sums, in the frame's axes, each
+        vector the frame turns (a body's position in its parent, a hinge's anchor, a slide's
+        displacement, a centre of mass) times the mass that it carries. The total mass times the
+        centre of mass is then the sum of every frame's W turned into the world."""
+        world = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        frames, final = [world], {0: world}
+        for b, parent, (px, pz), turn, joints, mass, (ix, iz), down in self.plan:
+            f = final[parent]
+            f[2], f[3] = f[2] + down * px, f[3] + down * pz
+            if turn:
+                f = [None if qd else f[0] + turn, f[1], 0.0, 0.0, 0.0, 0.0]
+                frames.append(f)
+            for slide, qadr, dadr, q0, (ax, az), sign, anchor in joints:
                 if slide:
-                    used.append(a)
+                    d = q[qadr] - q0
+                    f[2], f[3] = f[2] + (down * ax) * d, f[3] + (down * az) * d
+                    if qd:
+                        f[4], f[5] = f[4] + (down * ax) * qd[dadr], f[5] + (down * az) * qd[dadr]
                     continue
+                # The frame turns about the hinge's anchor, which stays put.
                 if anchor is not None:
-                    used.append(a)
-                a = a + sign * (q[qadr] - q0)
+                    f[2], f[3] = f[2] + down * anchor[0], f[3] + down * anchor[1]
+                if qd:
+                    f = [None, f[1] + sign * qd[dadr], 0.0, 0.0, 0.0, 0.0]
+                else:
+                    f = [f[0] + sign * (q[qadr] - q0), 0.0, 0.0, 0.0, 0.0, 0.0]
+                frames.append(f)
                 if anchor is not None:
-                    used.append(a)
-            angle[b] = a
+                    f[2], f[3] = f[2] - down * anchor[0], f[3] - down * anchor[1]
+            final[b] = f
             if mass is not None:
-                used.append(a)
-        return used
+                f[2], f[3] = f[2] + mass * ix, f[3] + mass * iz
+        return frames
+
+    def _angles(self, q: list) -> list:
+        """Each frame's angle about y, in the order of ``_frames``."""
+        return [frame[0] for frame in self._frames(q, None)]
 
     def _com(self, q: list, qd: list, cos: list, sin: list) -> list:
         """The centre of mass and its velocity, [x, y, z, vx, vy, vz], from each state's
         coordinates (floats or arrays) and the cosines and sines of ``_angles``."""
-        turns = iter(zip(cos, sin, strict=True))
-
-        def turned(point: tuple[float, float]) -> tuple:  # by the next angle: (x, z) in the world
-            (c, s), (x, z) = next(turns), point
-            return x * c + z * s, z * c - x * s
-
-        # The angular velocity w about y moves a point at (x, z) from the pivot by (w z, -w x).
-        omega, pos, vel = {0: 0.0}, {0: (0.0, 0.0)}, {0: (0.0, 0.0)}
         mx = mz = mvx = mvz = 0.0
-        for b, parent, body_pos, _, joints, mass, ipos in self.plan:
-            w, (x, z), (vx, vz) = omega[parent], pos[parent], vel[parent]
-            ax, az = turned(body_pos)
-            x, z, vx, vz = x + ax, z + az, vx + w * az, vz - w * ax
-            for slide, qadr, dadr, q0, axis, sign, anchor in joints:
-                if slide:
-                    (ex, ez), d, dd = turned(axis), q[qadr] - q0, qd[dadr]
-                    x, z = x + ex * d, z + ez * d
-                    vx, vz = vx + ex * dd + w * (ez * d), vz + ez * dd - w * (ex * d)
-                    continue
-                # The body turns about the joint's anchor, which stays put.
-                if anchor is not None:
-                    ax, az = turned(anchor)
-                    x, z, vx, vz = x + ax, z + az, vx + w * az, vz - w * ax
-                w = w + sign * qd[dadr]
-                if anchor is not None:
-                    ax, az = turned(anchor)
-                    x, z, vx, vz = x - ax, z - az, vx - w * az, vz + w * ax
-            omega[b], pos[b], vel[b] = w, (x, z), (vx, vz)
-            if mass is not None:
-                ax, az = turned(ipos)
-                mx, mz = mx + mass * (x + ax), mz + mass * (z + az)
-                mvx, mvz = mvx + mass * (vx + w * az), mvz + mass * (vz - w * ax)
+        for (_, w, wx, wz, dx, dz), c, s in zip(self._frames(q, qd), cos, sin, strict=True):
+            x, z = wx * c + wz * s, wz * c - wx * s  # W turned into the world
+            mx, mz = mx + x, mz + z
+            # Its rate: the frame's turning moves it by (w z, -w x); W's own rate, turned.
+            mvx, mvz = mvx + w * z + (dx * c + dz * s), mvz - w * x + (dz * c - dx * s)
         total, zero = self.total_mass, 0.0 * mx
         return [mx / total, zero + self.y, mz / total, mvx / total, zero, mvz / total]
 
