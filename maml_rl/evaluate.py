@@ -18,6 +18,8 @@ import torch
 from torch import Tensor
 
 from envs import family_class
+from maml.cli import PRESETS
+from maml.config import read_toml
 from maml.errors import UsageError, run_cli
 from maml.learner import MAML
 from maml.runs import DEVICES, load_learner_state, mean_and_ci95, read_run, resolve_device
@@ -25,9 +27,24 @@ from maml_rl.budget import sample_within_budget
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import with_advantages
 from maml_rl.losses import reinforce_loss
+from maml_rl.policies import INITS
 from maml_rl.trainer import build, build_learner
 
 TEST_SEED_OFFSET = 7_919  # test tasks come from a generator of their own
+
+
+def untrained_learner(
+    env: str, init: str | None, seed: int, device: torch.device
+) -> tuple[MAML, TrainConfig]:
+    """A freshly initialised meta-learner of ``env``'s preset: the MAML paper's "random" baseline
+    (its test scripts adapt such a policy by the same steps, with larger step sizes)."""
+    if env not in TEST_PROTOCOLS:
+        raise UsageError(f"--untrained {env!r} is unknown; allowed: {', '.join(TEST_PROTOCOLS)}")
+    values = {**read_toml(PRESETS / f"{env}.toml"), "seed": seed}
+    if init is not None:
+        values["init"] = init
+    config = TrainConfig(**values)
+    return build_learner(config, device), config
 
 
 def load_run(run_dir: str | Path, device: torch.device) -> tuple[MAML, TrainConfig]:
@@ -155,7 +172,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Adapt a trained policy to new tasks and report the average return after "
         "each inner step, by the MAML authors' test protocol of the run's family.",
     )
-    parser.add_argument("run", help="run directory (holds config.toml and checkpoint.pt)")
+    parser.add_argument(
+        "run", nargs="?", help="run directory (holds config.toml and checkpoint.pt)"
+    )
+    parser.add_argument(
+        "--untrained",
+        metavar="ENV",
+        help="instead of a run, a freshly initialised policy of ENV's preset (the MAML paper's "
+        "'random' baseline; its test scripts adapted it with --step-sizes 1.0 0.5)",
+    )
+    parser.add_argument(
+        "--init", choices=INITS, help="with --untrained: the initialisation (the preset's)"
+    )
+    parser.add_argument(
+        "--init-seed", type=int, default=0, help="with --untrained: the initialisation's seed"
+    )
     parser.add_argument("--tasks", type=int, default=40, help="new test tasks")
     parser.add_argument("--steps", type=int, default=3, help="inner steps")
     parser.add_argument(
@@ -191,7 +222,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--steps must be 0 or more, got {args.steps}")
     if args.step_sizes is not None and any(s <= 0 for s in args.step_sizes):
         raise UsageError(f"--step-sizes must be positive, got {args.step_sizes}")
-    learner, config = load_run(args.run, resolve_device(args.device))
+    if (args.run is None) == (args.untrained is None):
+        raise UsageError("give a run directory or --untrained ENV (one of them)")
+    if args.run is None:
+        learner, config = untrained_learner(
+            args.untrained, args.init, args.init_seed, resolve_device(args.device)
+        )
+    else:
+        learner, config = load_run(args.run, resolve_device(args.device))
     step_sizes = args.step_sizes or default_step_sizes(config)
     returns = returns_after_steps(
         learner,

@@ -258,6 +258,31 @@ def test_evaluate_reports_returns_per_step_and_plots(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_evaluate_an_untrained_policy_the_papers_random_baseline(capsys):
+    from maml_rl import evaluate as evaluate_cli
+    from maml_rl.evaluate import untrained_learner
+
+    args = ["--untrained", "navigation-2d", "--tasks", "2", "--steps", "1", "--rollouts", "2"]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(evaluate_cli.main, [*args, "--init", "xavier", "--step-sizes", "1.0"])
+    assert exit_info.value.code == 0
+    assert "after 1 step" in capsys.readouterr().out
+    learner, config = untrained_learner("navigation-2d", "xavier", 3, torch.device("cpu"))
+    again, _ = untrained_learner("navigation-2d", "xavier", 3, torch.device("cpu"))
+    assert config.init == "xavier" and config.seed == 3 and config.meta_batch == 20
+    for name, value in learner.meta_params().items():  # the seed fixes the initialisation
+        torch.testing.assert_close(value, again.meta_params()[name], rtol=0, atol=0)
+    for bad, message in [
+        (["--untrained", "cartpole"], "--untrained 'cartpole' is unknown; allowed: navigation-2d"),
+        ([], "give a run directory or --untrained ENV"),
+        (["somewhere", "--untrained", "ant-vel"], "give a run directory or --untrained ENV"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(evaluate_cli.main, bad)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+
+
 def test_evaluation_follows_each_familys_test_script():
     from maml_rl.evaluate import default_rollouts, default_step_sizes
 
