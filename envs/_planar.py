@@ -112,19 +112,21 @@ class PlanarSubtreeCom:
         self._traced_com, _ = _trace(self._com, ["q", "qd", "cos", "sin"], q, qd, cos, sin)
 
     def __call__(self, states: np.ndarray, ctrls: np.ndarray | None = None) -> np.ndarray:
-        # One state runs on Python floats (numpy's cost per call would be most of the time), many
-        # on arrays; both run the same straight-line code, so the same floating-point operations
-        # in the same order, and take their sines and cosines from numpy: the same bits.
+        # Many states run on arrays, one on Python floats (``one``): the same straight-line code,
+        # so the same floating-point operations in the same order, and sines and cosines from
+        # numpy either way: the same bits.
         qpos, qvel = qpos_qvel(self.model, states)
         if len(states) == 1:
-            q, qd = qpos[0].tolist(), qvel[0].tolist()
-            angles = np.array(self._traced_angles(q))
-            cos, sin = np.cos(angles).tolist(), np.sin(angles).tolist()
-            return np.array([self._traced_com(q, qd, cos, sin)])
+            return np.array([self.one(qpos[0].tolist(), qvel[0].tolist())])
         q, qd = list(np.ascontiguousarray(qpos.T)), list(np.ascontiguousarray(qvel.T))
         angles = np.stack(np.broadcast_arrays(*self._traced_angles(q)))
         com = self._traced_com(q, qd, list(np.cos(angles)), list(np.sin(angles)))
         return np.stack(np.broadcast_arrays(*com), axis=-1)
+
+    def one(self, qpos: list[float], qvel: list[float]) -> list[float]:
+        """One state's ``[x, y, z, vx, vy, vz]`` from its qpos and qvel as Python floats."""
+        angles = np.array(self._traced_angles(qpos))
+        return self._traced_com(qpos, qvel, np.cos(angles).tolist(), np.sin(angles).tolist())
 
     def _frames(self, q: list, qd: list | None) -> list[list]:
         """The walk down the plan as a list of frames, each ``[angle about y (only without

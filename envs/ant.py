@@ -87,7 +87,7 @@ class _AntTask(MujocoTaskEnv, AntEnv):
     @classmethod
     def rewards(cls, tasks, qpos_before, qpos_after, actions, derived, dt):
         velocity = derived[:, _VELOCITY][:, 0]
-        forward = cls.forward_rewards(tasks, velocity)
+        forward = cls.forward_rewards(tasks[:, 0], velocity)
         control = control_costs(actions, CONTROL_COST)
         contact = CONTACT_COST * (np.clip(derived[:, _CONTACT], -1.0, 1.0) ** 2).sum(axis=1)
         survive = np.full(len(velocity), SURVIVE_REWARD)
@@ -109,7 +109,8 @@ class _AntTask(MujocoTaskEnv, AntEnv):
     reset_qpos_qvel = staticmethod(rllab_reset_qpos_qvel)
 
     @staticmethod
-    def forward_rewards(tasks: np.ndarray, velocity: np.ndarray) -> np.ndarray:
+    def forward_rewards(goal, velocity):
+        """The forward term from the task's first number and the velocity (floats or arrays)."""
         raise NotImplementedError
 
 
@@ -151,8 +152,8 @@ class AntVel(_AntTask):
         return sample_speeds(n, rng, 3.0)
 
     @staticmethod
-    def forward_rewards(tasks: np.ndarray, velocity: np.ndarray) -> np.ndarray:
-        return -np.abs(velocity - tasks[:, 0]) + 1.0
+    def forward_rewards(goal, velocity):
+        return -abs(velocity - goal) + 1.0
 
 
 class AntDir(_AntTask):

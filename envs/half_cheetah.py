@@ -15,6 +15,7 @@ from gymnasium import spaces
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
 from envs._planar import PlanarSubtreeCom
+from envs.checks import check_actions
 from envs.mujoco_task import (
     MujocoTaskEnv,
     control_costs,
@@ -22,6 +23,7 @@ from envs.mujoco_task import (
     rllab_reset_qpos_qvel,
     sample_directions,
     sample_speeds,
+    sum_of_squares,
 )
 
 CONTROL_COST = 0.05  # 0.5 * 1e-1 in the MAML authors' code (Gymnasium's HalfCheetah uses 0.1)
@@ -45,15 +47,37 @@ class _HalfCheetahTask(MujocoTaskEnv, HalfCheetahEnv):
     @classmethod
     def rewards(cls, tasks, qpos_before, qpos_after, actions, com, dt):
         velocity = com[:, 3]
-        forward = cls.forward_rewards(tasks, velocity)
+        forward = cls.forward_rewards(tasks[:, 0], velocity)
         control = control_costs(actions, CONTROL_COST)
         terms = {"x_velocity": velocity, "reward_forward": forward, "reward_ctrl": -control}
         return forward - control, np.zeros(len(velocity), dtype=bool), terms
 
     reset_qpos_qvel = staticmethod(rllab_reset_qpos_qvel)
 
+    def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict]:
+        # The MDP of ``observations`` and ``rewards`` on one copy's Python floats: numpy's cost
+        # per call on one-copy arrays would be most of a step. The same operations in the same
+        # order as the arrays of a batched env (tests hold the two equal bit for bit).
+        action = check_actions(action, self.action_space.shape, type(self).__name__)
+        self.data.qacc_warmstart[:] = 0.0  # as ``MujocoTaskEnv.step``: a cold solver start
+        self.do_simulation(action, self.frame_skip)
+        qpos, qvel = self.data.qpos.tolist(), self.data.qvel.tolist()
+        com = self._derive.one(qpos, qvel)
+        forward = self.forward_rewards(float(self._task[0]), com[3])
+        control = CONTROL_COST * sum_of_squares(action.tolist())
+        info = {
+            "task": self.get_task(),
+            "x_velocity": com[3],
+            "reward_forward": forward,
+            "reward_ctrl": -control,
+        }
+        if self.render_mode == "human":
+            self.render()
+        return np.array(qpos[1:] + qvel + com[:3]), forward - control, False, False, info
+
     @staticmethod
-    def forward_rewards(tasks: np.ndarray, velocity: np.ndarray) -> np.ndarray:
+    def forward_rewards(goal, velocity):
+        """The forward term from the task's number and the velocity (floats or arrays)."""
         raise NotImplementedError
 
 
@@ -94,8 +118,8 @@ class HalfCheetahVel(_HalfCheetahTask):
         return sample_speeds(n, rng, 2.0)
 
     @staticmethod
-    def forward_rewards(tasks: np.ndarray, velocity: np.ndarray) -> np.ndarray:
-        return -np.abs(velocity - tasks[:, 0])
+    def forward_rewards(goal, velocity):
+        return -abs(velocity - goal)
 
 
 class HalfCheetahDir(_HalfCheetahTask):

@@ -144,7 +144,17 @@ def rllab_reset_qpos_qvel(
 
 def control_costs(actions: np.ndarray, weight: float) -> np.ndarray:
     """``weight * |a|^2`` per copy."""
-    return weight * (actions**2).sum(axis=-1)
+    return weight * sum_of_squares(list(actions.T))
+
+
+def sum_of_squares(coordinates: list):
+    """The sum of squares of ``coordinates``, added in their order: one copy's floats, or one
+    array per coordinate over copies, with the same bits either way (a single env's step on
+    Python floats and a batched env's on arrays agree exactly)."""
+    total = coordinates[0] * coordinates[0]
+    for value in coordinates[1:]:
+        total = total + value * value
+    return total
 
 
 def sample_directions(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -157,6 +167,6 @@ def sample_speeds(n: int, rng: np.random.Generator, high: float) -> np.ndarray:
     return rng.uniform(0.0, high, size=(check_count(n, "n"), 1))
 
 
-def direction_rewards(tasks: np.ndarray, velocity: np.ndarray) -> np.ndarray:
-    """``d * v_x``: reward for running in the task's direction."""
-    return tasks[:, 0] * velocity
+def direction_rewards(direction, velocity):
+    """``d * v_x``: reward for running in the task's direction (floats, or arrays over copies)."""
+    return direction * velocity
