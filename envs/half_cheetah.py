@@ -47,10 +47,16 @@ class _HalfCheetahTask(MujocoTaskEnv, HalfCheetahEnv):
     @classmethod
     def rewards(cls, tasks, qpos_before, qpos_after, actions, com, dt):
         velocity = com[:, 3]
-        forward = cls.forward_rewards(tasks[:, 0], velocity)
-        control = control_costs(actions, CONTROL_COST)
+        reward, terms = cls._reward(tasks[:, 0], velocity, control_costs(actions, CONTROL_COST))
+        return reward, np.zeros(len(velocity), dtype=bool), terms
+
+    @classmethod
+    def _reward(cls, goal, velocity, control) -> tuple:
+        """The reward and its terms from the goal, the velocity and the control cost: one
+        copy's floats (``step``) or arrays over copies (``rewards``)."""
+        forward = cls.forward_rewards(goal, velocity)
         terms = {"x_velocity": velocity, "reward_forward": forward, "reward_ctrl": -control}
-        return forward - control, np.zeros(len(velocity), dtype=bool), terms
+        return forward - control, terms
 
     reset_qpos_qvel = staticmethod(rllab_reset_qpos_qvel)
 
@@ -63,17 +69,12 @@ class _HalfCheetahTask(MujocoTaskEnv, HalfCheetahEnv):
         self.do_simulation(action, self.frame_skip)
         qpos, qvel = self.data.qpos.tolist(), self.data.qvel.tolist()
         com = self._derive.one(qpos, qvel)
-        forward = self.forward_rewards(float(self._task[0]), com[3])
         control = CONTROL_COST * sum_of_squares(action.tolist())
-        info = {
-            "task": self.get_task(),
-            "x_velocity": com[3],
-            "reward_forward": forward,
-            "reward_ctrl": -control,
-        }
+        reward, terms = self._reward(float(self._task[0]), com[3], control)
         if self.render_mode == "human":
             self.render()
-        return np.array(qpos[1:] + qvel + com[:3]), forward - control, False, False, info
+        info = {"task": self.get_task(), **terms}
+        return np.array(qpos[1:] + qvel + com[:3]), reward, False, False, info
 
     @staticmethod
     def forward_rewards(goal, velocity):

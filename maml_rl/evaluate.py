@@ -19,7 +19,7 @@ from torch import Tensor
 
 from envs import family_class
 from maml.cli import PRESETS
-from maml.config import read_toml
+from maml.config import read_toml, resolve_config
 from maml.errors import UsageError, run_cli
 from maml.learner import MAML
 from maml.runs import DEVICES, load_learner_state, mean_and_ci95, read_run, resolve_device
@@ -40,10 +40,9 @@ def untrained_learner(
     (its test scripts adapt such a policy by the same steps, with larger step sizes)."""
     if env not in TEST_PROTOCOLS:
         raise UsageError(f"--untrained {env!r} is unknown; allowed: {', '.join(TEST_PROTOCOLS)}")
-    values = {**read_toml(PRESETS / f"{env}.toml"), "seed": seed}
-    if init is not None:
-        values["init"] = init
-    config = TrainConfig(**values)
+    preset = PRESETS / f"{env}.toml"
+    flags = {"seed": seed} if init is None else {"seed": seed, "init": init}
+    config = resolve_config(TrainConfig, flags, None, read_toml(preset), f"preset {preset}")
     return build_learner(config, device), config
 
 
