@@ -7,11 +7,12 @@ import os
 import platform
 import re
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
+
+from maml.provenance import source_commit
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADER = (
@@ -40,23 +41,11 @@ def machine() -> str:
 
 def commit() -> str:
     """The commit the code was run at, and whether tracked files differed from it."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
-        # RESULTS.md itself is what the benchmarks write: not code.
-        dirty = (
-            subprocess.run(
-                ["git", "diff", "--quiet", "HEAD", "--", ".", ":!benchmarks/RESULTS.md"], cwd=root
-            ).returncode
-            != 0
-        )
-    except OSError:
+    # RESULTS.md itself is what the benchmarks write: not code.
+    head, dirty = source_commit(exclude=("benchmarks/RESULTS.md",))
+    if head is None:
         return "unknown commit"
-    if not head:
-        return "unknown commit"
-    return f"commit {head}" + (" with uncommitted changes" if dirty else "")
+    return f"commit {head[:7]}" + (" with uncommitted changes" if dirty else "")
 
 
 def write_section(name: str, body: str, module: str) -> None:

@@ -24,8 +24,7 @@ from mujoco import rollout
 import envs
 from benchmarks.results import write_section
 from envs import BatchedTaskEnv
-from maml.cli import PRESETS
-from maml.config import read_toml
+from maml.presets import read_preset
 
 
 def action_sequence(space, copies: int, steps: int) -> np.ndarray:
@@ -130,7 +129,7 @@ def single_loop(cls: type, horizon: int, copies: int, steps: int, **kwargs) -> f
 
 def preset_frame_skip(family: str) -> int:
     """The physics steps per env step that the family's training preset uses."""
-    preset = read_toml(PRESETS / f"{family}.toml")
+    preset = read_preset(family)
     return preset.get("frame_skip") or envs.family_class(family)().frame_skip
 
 

@@ -27,8 +27,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from benchmarks.results import write_section
-from maml.cli import PRESETS
-from maml.config import read_toml
+from maml.presets import read_preset
 from maml_rl.config import TrainConfig
 from maml_rl.meta_update import trpo_step
 from maml_rl.trainer import build, sample_iteration, train, trpo_settings
@@ -118,7 +117,7 @@ def main() -> None:
     )
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
-    preset = read_toml(PRESETS / f"{args.env}.toml")
+    preset = read_preset(args.env)
     config = TrainConfig(
         **{**preset, "device": args.device, "iterations": args.warmup + args.iterations}
     )

@@ -24,8 +24,7 @@ from torch.nn.utils import vector_to_parameters
 
 from benchmarks.results import write_section
 from maml import PerStep
-from maml.cli import PRESETS
-from maml.config import read_toml
+from maml.presets import read_preset
 from maml_rl.config import TrainConfig
 from maml_rl.evaluate import load_run
 from maml_rl.fisher import SUBSAMPLES, gauss_newton_fvp
@@ -113,7 +112,7 @@ def main() -> None:
         _, sampler = build(config, device)
         where = f"the checkpoint of `{args.run}`"
     else:
-        preset = read_toml(PRESETS / f"{args.env}.toml")
+        preset = read_preset(args.env)
         config = TrainConfig(**{**preset, "device": "cpu"})
         if args.init:
             config = dataclasses.replace(config, init=args.init)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from maml.config import add_arguments, read_toml, resolve_config
+from maml.config import add_arguments, from_dict, read_toml, resolve_config
 from maml.errors import UsageError
+from maml.presets import has_preset, read_preset
+from maml.run_loop import Stopped
 from maml.runs import new_run_dir
 
-PRESETS = Path(__file__).resolve().parents[1] / "configs"
 C = TypeVar("C")
 
 
@@ -20,32 +23,49 @@ def parse_train_args(
 ) -> tuple[C, Path, bool]:
     """The resolved configuration, the run directory, and whether to resume.
 
-    ``name_field`` names the field (``task``, ``env``) whose value picks ``configs/<value>.toml``
-    as the preset and names new run folders.
+    ``name_field`` names the field (``task``, ``env``) whose value picks the preset
+    (``configs/<value>.toml``, shipped with the package) and names new run folders.
     """
+    shown, source = _shown_defaults(argv, cls, name_field)
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    add_arguments(parser, cls)
-    parser.add_argument("--config", metavar="FILE.toml", help="settings file (keys as the flags)")
+    add_arguments(parser, cls, shown, source)
+    parser.add_argument(
+        "--config",
+        metavar="FILE.toml|PRESET",
+        help="settings file (keys as the flags), or the "
+        "name of a shipped preset (e.g. omniglot-20way)",
+    )
     parser.add_argument("--run-dir", metavar="DIR", help="output folder (default runs/NAME-TIME)")
-    parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR where it stopped")
+    parser.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run in DIR where it stopped (flags may "
+        "only extend or place it: " + ", ".join(_flag(n) for n in resumable(cls)) + ")",
+    )
     flags = vars(parser.parse_args(argv))
     config_file, run_dir, resume = (flags.pop(k, None) for k in ("config", "run_dir", "resume"))
+    file_values, file_source = _config_values(config_file)
+    if file_values:  # each layer is validated on its own, so that an error names its source
+        from_dict(cls, file_values, file_source)
     if resume is not None:
         if run_dir is not None:
             raise UsageError("--resume DIR continues in DIR; do not also give --run-dir")
         run_path = Path(resume)
-        if not (run_path / "config.toml").is_file():
-            raise UsageError(
-                f"--resume {resume}: no run there ({run_path / 'config.toml'} missing)"
-            )
-        base = read_toml(run_path / "config.toml")
-        config = resolve_config(cls, flags, config_file, base, str(run_path / "config.toml"))
+        config_path = run_path / "config.toml"
+        if not config_path.is_file():
+            raise UsageError(f"--resume {resume}: no run there ({config_path} missing)")
+        before = from_dict(cls, read_toml(config_path), str(config_path))
+        config = resolve_config(
+            cls, {**file_values, **flags}, None, dataclasses.asdict(before), str(config_path)
+        )
+        _check_resume(before, config, run_path)
         return config, run_path, True
-    file_values = read_toml(config_file) if config_file else {}
     name = flags.get(name_field, file_values.get(name_field, getattr(cls, name_field)))
-    preset = PRESETS / f"{name}.toml"
-    base = read_toml(preset) if preset.is_file() else {}
-    config = resolve_config(cls, flags, config_file, base, f"preset {preset}")
+    from_dict(cls, {name_field: name}, "command line")  # an unknown name: the allowed ones
+    # Every task and env has a preset: a missing one is an error, never the bare defaults.
+    config = resolve_config(
+        cls, {**file_values, **flags}, None, read_preset(name), f"preset {name}"
+    )
     if run_dir is None:
         return config, new_run_dir(getattr(config, name_field)), False
     run_path = Path(run_dir)
@@ -55,16 +75,75 @@ def parse_train_args(
     return config, run_path, False
 
 
+def resumable(cls: type) -> list[str]:
+    """Fields a resume may change: they extend or place a run, not what it trains."""
+    return [f.name for f in dataclasses.fields(cls) if f.metadata.get("resumable")]
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_resume(before: Any, after: Any, run_dir: Path) -> None:
+    """Refuse settings that would change what a resumed run trains, naming them."""
+    allowed = set(resumable(type(before)))
+    old, new = dataclasses.asdict(before), dataclasses.asdict(after)
+    changed = [k for k in new if new[k] != old[k] and k not in allowed]
+    if changed:
+        given = ", ".join(f"{_flag(k)} {new[k]} (the run has {old[k]})" for k in changed)
+        raise UsageError(
+            f"--resume {run_dir} continues that run as it was set up; {given} would change what "
+            f"it trains. When resuming, only {', '.join(_flag(k) for k in sorted(allowed))} may "
+            f"change; start a new run for other settings"
+        )
+    check = getattr(after, "check_resume", None)
+    if check is not None:
+        check(before)
+
+
+def _config_values(config: str | None) -> tuple[dict[str, Any], str]:
+    """The values of ``--config``: a TOML file, or else a shipped preset of that name."""
+    if config is None:
+        return {}, ""
+    if Path(config).is_file() or not has_preset(config):
+        return read_toml(config), f"config file {config}"
+    return read_preset(config), f"preset {config}"
+
+
+def _shown_defaults(
+    argv: Sequence[str] | None, cls: type, name_field: str
+) -> tuple[dict[str, Any], str]:
+    """The values ``--help`` shows as defaults: the preset's when ``--task``/``--env`` (or
+    ``--config``) names one, the run's with ``--resume``, else the built-in defaults."""
+    pre = argparse.ArgumentParser(add_help=False)
+    for flag in (_flag(name_field), "--config", "--resume"):
+        pre.add_argument(flag)
+    known, _ = pre.parse_known_args(argv)
+    try:
+        if known.resume:
+            return read_toml(Path(known.resume) / "config.toml"), f"run {known.resume}"
+        values, source = _config_values(known.config)
+        name = getattr(known, name_field) or values.get(name_field, getattr(cls, name_field))
+        if has_preset(name):
+            return {**read_preset(name), **values}, source or f"preset {name}"
+    except UsageError:
+        pass  # the real parse reports it
+    return {}, ""
+
+
 def run_training(
     train: Callable[[C, Path, bool], object], config: C, run_dir: Path, resume: bool
 ) -> int:
-    """Train, mapping Ctrl-C (after its checkpoint) to exit status 130; a start that fails
-    before writing anything (bad data, say) leaves no empty run directory behind."""
+    """Train; a stop signal exits with 128 + its number (130 for Ctrl-C, 143 for SIGTERM), the
+    run resumable. A start that fails before writing anything (bad data, say) leaves no empty
+    run directory behind."""
     try:
         train(config, run_dir, resume)
+    except Stopped as stopped:
+        return 128 + stopped.signum
     except KeyboardInterrupt:
         _remove_if_empty(run_dir)
-        return 130
+        return 128 + signal.SIGINT
     except Exception:
         _remove_if_empty(run_dir)
         raise

@@ -27,13 +27,27 @@ def field_types(cls: type) -> dict[str, type]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One ``--flag`` per field; flags not given stay absent from the namespace."""
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    shown: dict[str, Any] | None = None,
+    source: str = "",
+) -> None:
+    """One ``--flag`` per field; flags not given stay absent from the namespace.
+
+    The help shows each field's default, or its value in ``shown`` (a preset's, say), naming
+    ``source``.
+    """
     types = field_types(cls)
+    shown = shown or {}
     for f in dataclasses.fields(cls):
         kind = types[f.name]
         flag = "--" + f.name.replace("_", "-")
-        help_text = f.metadata.get("help", "") + f" (default: {f.default})"
+        if f.name in shown and shown[f.name] != f.default:
+            default = f"{shown[f.name]}, from {source}; built-in {f.default}"
+        else:
+            default = f"{shown.get(f.name, f.default)}"
+        help_text = f.metadata.get("help", "") + f" (default: {default})"
         choices = f.metadata.get("choices")
         if kind is bool:
             parser.add_argument(
@@ -105,20 +119,33 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML file into a dict, or raise a UsageError naming the file and the problem."""
     path = Path(path)
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"config file {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
         raise UsageError(f"config file {path} is not valid TOML: {error}") from None
+    return parse_toml(text, f"config file {path}")
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """Parse TOML text, or raise a UsageError naming ``source`` and the problem."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"{source} is not valid TOML: {error}") from None
 
 
 def to_toml(config: Any) -> str:
     """Write a flat config dataclass as TOML (strings, numbers and booleans only)."""
+    return toml_table(dataclasses.asdict(config))
+
+
+def toml_table(values: dict[str, Any]) -> str:
+    """``key = value`` lines for strings, numbers and booleans."""
     lines = []
-    for name, value in dataclasses.asdict(config).items():
+    for name, value in values.items():
         if not isinstance(value, _SCALARS):
-            raise TypeError(f"config field {name} holds {type(value).__name__}; only scalars")
+            raise TypeError(f"{name} holds {type(value).__name__}; only scalars")
         if isinstance(value, bool):
             text = "true" if value else "false"
         elif isinstance(value, str):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import signal
+import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,6 +17,11 @@ from maml.config import from_dict, read_toml
 from maml.errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
+# A key only one front end's runs have, and what to tell a user who gave such a run to the other.
+OTHER_FRONT_END = {
+    "env": "an RL run: use python -m maml_rl.evaluate",
+    "task": "a supervised run: use python -m maml_sl.evaluate",
+}
 C = TypeVar("C")
 
 
@@ -52,8 +56,16 @@ def read_run(run_dir: str | Path, cls: type[C], device: torch.device) -> tuple[C
     config_path = run_dir / "config.toml"
     if not config_path.is_file():
         raise UsageError(f"{run_dir} is not a run directory ({config_path} missing)")
-    config = from_dict(cls, read_toml(config_path), str(config_path))
-    return config, load_checkpoint(run_dir / "checkpoint.pt", map_location=device)
+    values = read_toml(config_path)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for key, command in OTHER_FRONT_END.items():
+        if key in values and key not in fields:
+            raise UsageError(f"{run_dir} is {command}")
+    config = from_dict(cls, values, str(config_path))
+    state = load_checkpoint(run_dir / "checkpoint.pt", map_location=device)
+    total = getattr(config, "iterations", None)
+    print(f"{run_dir}: trained for {state['iteration']} of {total} iterations", file=sys.stderr)
+    return config, state
 
 
 def load_learner_state(
@@ -75,39 +87,3 @@ def mean_and_ci95(values: Tensor) -> tuple[float, float]:
     if n < 2:
         return float(values.mean()), math.nan
     return float(values.mean()), 1.96 * float(values.std(unbiased=True)) / math.sqrt(n)
-
-
-class StopRequest:
-    """Turns the first Ctrl-C / SIGTERM into a request to stop at the end of the iteration."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-
-    def __enter__(self) -> StopRequest:
-        self._previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        for s in self._previous:
-            signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame) -> None:
-        self.signal = signum
-        signal.signal(signum, self._previous[signum])  # a second one stops at once
-
-    def honour(self, save: Callable[[], None], done: int, run_dir: Path, progress: Any) -> None:
-        """If a stop was asked for: save, close the progress bar, say how to resume, and stop."""
-        if self.signal is None:
-            return
-        save()
-        progress.close()
-        print(f"stopped at iteration {done}; continue with --resume {run_dir}")
-        raise KeyboardInterrupt
-
-    def __exit__(self, *exc) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-
-
-def log_hyperparameters(writer: Any, config: Any) -> None:
-    """A run's settings as a table in TensorBoard's text tab."""
-    rows = "\n".join(f"|{k}|{v}|" for k, v in dataclasses.asdict(config).items())
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows)

@@ -21,7 +21,7 @@ class TrainConfig:
     """Everything that defines an RL meta-training run; written to ``config.toml``."""
 
     env: str = _f("halfcheetah-vel", "task family", choices=ENV_NAMES)
-    iterations: int = _f(500, "meta-iterations (TRPO updates)", positive=True)
+    iterations: int = _f(500, "meta-iterations (TRPO updates)", positive=True, resumable=True)
     meta_batch: int = _f(40, "tasks per meta-iteration", positive=True)
     rollouts: int = _f(20, "episodes per task per sampling", positive=True)
     horizon: int = _f(0, "episode length; 0 takes the family's (100 or 200)")
@@ -72,7 +72,10 @@ class TrainConfig:
     )
     seed: int = _f(0, "random seed (policy initialisation, tasks, episodes)")
     device: str = _f(
-        "auto", "device for the policy update (rollouts run on the CPU)", choices=DEVICES
+        "auto",
+        "device for the policy update (rollouts run on the CPU)",
+        choices=DEVICES,
+        resumable=True,
     )
-    nthread: int = _f(0, "MuJoCo rollout threads; 0 = all cores")
-    checkpoint_every: int = _f(10, "iterations between checkpoints", positive=True)
+    nthread: int = _f(0, "MuJoCo rollout threads; 0 = all cores", resumable=True)
+    checkpoint_every: int = _f(10, "iterations between checkpoints", positive=True, resumable=True)

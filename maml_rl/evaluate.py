@@ -18,10 +18,10 @@ import torch
 from torch import Tensor
 
 from envs import family_class
-from maml.cli import PRESETS
-from maml.config import read_toml, resolve_config
+from maml.config import resolve_config
 from maml.errors import UsageError, run_cli
 from maml.learner import MAML
+from maml.presets import read_preset
 from maml.runs import DEVICES, load_learner_state, mean_and_ci95, read_run, resolve_device
 from maml_rl.budget import sample_within_budget
 from maml_rl.config import TrainConfig
@@ -40,9 +40,8 @@ def untrained_learner(
     (its test scripts adapt such a policy by the same steps, with larger step sizes)."""
     if env not in TEST_PROTOCOLS:
         raise UsageError(f"--untrained {env!r} is unknown; allowed: {', '.join(TEST_PROTOCOLS)}")
-    preset = PRESETS / f"{env}.toml"
     flags = {"seed": seed} if init is None else {"seed": seed, "init": init}
-    config = resolve_config(TrainConfig, flags, None, read_toml(preset), f"preset {preset}")
+    config = resolve_config(TrainConfig, flags, None, read_preset(env), f"preset {env}")
     return build_learner(config, device), config
 
 

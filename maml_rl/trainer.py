@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from envs import family_class
 from envs.mujoco_task import MujocoTaskEnv
-from maml.checkpoint import load_checkpoint, save_checkpoint
-from maml.config import to_toml
-from maml.errors import TrainingError, UsageError
+from maml.errors import UsageError
 from maml.inner_loop import Params
 from maml.learner import MAML
-from maml.runs import StopRequest, log_hyperparameters, resolve_device
+from maml.run_loop import Clock, NonFinite, run
+from maml.runs import resolve_device
 from maml.threads import ThreadBudget
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import Episodes, with_advantages
@@ -139,96 +137,71 @@ def sample_iteration(
     return train[:-1], train[-1], adapted, times
 
 
-def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
-    """Meta-train into ``run_dir``, or resume the run there; returns the checkpoint's path."""
-    device = resolve_device(config.device)
-    learner, sampler = build(config, device)
-    settings = trpo_settings(config, device)
-    checkpoint_path = run_dir / "checkpoint.pt"
-    start, elapsed = 0, 0.0
-    if resume:
-        state = load_checkpoint(checkpoint_path, map_location=device)
-        learner.load_state_dict(state["learner"])
-        start, elapsed = state["iteration"], state["elapsed"]
-    (run_dir / "config.toml").write_text(to_toml(config))
-    started = time.perf_counter()
+class RLTrainer:
+    """The RL front end of :func:`maml.run_loop.run`: sample, adapt, sample again, TRPO."""
 
-    def checkpoint(iteration: int) -> None:
-        save_checkpoint(
-            checkpoint_path,
-            {
-                "iteration": iteration,
-                "elapsed": elapsed + time.perf_counter() - started,
-                "learner": learner.state_dict(),
-                "config": dataclasses.asdict(config),
-            },
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        self.config, self.device, self.label = config, device, config.env
+        self.learner, self.sampler = build(config, device)
+        self.settings = trpo_settings(config, device)
+        self.threads = ThreadBudget()
+
+    def describe(self) -> str:
+        config = self.config
+        return (
+            f"{config.env}, {config.meta_batch} tasks x {config.rollouts} episodes x "
+            f"{self.sampler.horizon} steps, policy update on {self.device}"
         )
 
-    writer = SummaryWriter(run_dir, purge_step=start if resume else None)
-    if not resume:
-        log_hyperparameters(writer, config)
-    print(
-        f"run {run_dir}: {config.env}, {config.meta_batch} tasks x {config.rollouts} episodes "
-        f"x {sampler.horizon} steps, policy update on {device}"
-    )
-    progress = tqdm(total=config.iterations, initial=start, desc=config.env, unit="it")
-    threads = ThreadBudget()
-    try:
-        with StopRequest() as stop:
-            for iteration in range(start, config.iterations):
-                iteration_started = time.perf_counter()
-                writer.add_scalar("charts/torch_threads", threads.update(), iteration + 1)
-                steps_before = sampler.steps_taken
-                train_episodes, valid, adapted, times = sample_iteration(
-                    learner, sampler, config, iteration, device
-                )
-                seeds = iteration_seeds(config.seed, iteration).generate_state(
-                    config.inner_steps + 3
-                )
-                generator = torch.Generator().manual_seed(int(seeds[-1]))  # Fisher subsets
-                good = {k: v.clone() for k, v in learner.state_dict().items()}
-                update_started = time.perf_counter()
-                stats = trpo_step(learner, train_episodes, valid, settings, generator, adapted)
-                times["meta_update"] = time.perf_counter() - update_started
-                finite = all(torch.isfinite(p).all() for p in learner.parameters())
-                if not (finite and np.isfinite(stats["surrogate_before"])):
-                    learner.load_state_dict(good)
-                    checkpoint(iteration)
-                    raise TrainingError(
-                        f"the surrogate or the policy is not finite at iteration {iteration + 1}; "
-                        f"stopped. The last good state (iteration {iteration}) is in "
-                        f"{checkpoint_path}"
-                    )
-                done = iteration + 1
-                returns = [e.returns_per_episode().mean().item() for e in (*train_episodes, valid)]
-                _log(
-                    writer,
-                    done,
-                    returns,
-                    stats,
-                    times,
-                    sampler.steps_taken - steps_before,
-                    elapsed + time.perf_counter() - started,
-                )
-                progress.update(1)
-                progress.set_postfix(
-                    before=f"{returns[0]:.1f}", after=f"{returns[-1]:.1f}", refresh=False
-                )
-                if done % config.checkpoint_every == 0 or done == config.iterations:
-                    checkpoint(done)
-                # The whole iteration, logging and checkpoint included (benchmarks.speed_rl).
-                writer.add_scalar(
-                    "time/iteration_seconds", time.perf_counter() - iteration_started, done
-                )
-                stop.honour(lambda d=done: checkpoint(d), done, run_dir, progress)
-    finally:
-        threads.restore()
-        progress.close()
-        writer.close()
-        sampler.close()
-    if start >= config.iterations:
-        print(f"{run_dir} has finished its {config.iterations} iterations already")
-    return checkpoint_path
+    def state_dict(self) -> dict[str, Any]:
+        # Everything random derives from (seed, iteration): the learner is the whole state.
+        return {"learner": self.learner.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.learner.load_state_dict(state["learner"])
+
+    def metrics(self) -> list[str]:
+        steps = range(1, self.config.inner_steps + 1)
+        return ["returns/before_adaptation", *(f"returns/after_{k}_steps" for k in steps)]
+
+    def iteration(self, iteration: int, writer: SummaryWriter, clock: Clock) -> dict[str, str]:
+        config, learner, sampler = self.config, self.learner, self.sampler
+        started = time.perf_counter()
+        done = iteration + 1
+        writer.add_scalar("charts/torch_threads", self.threads.update(), done)
+        steps_before = sampler.steps_taken
+        train_episodes, valid, adapted, times = sample_iteration(
+            learner, sampler, config, iteration, self.device
+        )
+        seeds = iteration_seeds(config.seed, iteration).generate_state(config.inner_steps + 3)
+        generator = torch.Generator().manual_seed(int(seeds[-1]))  # Fisher subsets
+        good = {k: v.clone() for k, v in learner.state_dict().items()}
+        update_started = time.perf_counter()
+        stats = trpo_step(learner, train_episodes, valid, self.settings, generator, adapted)
+        times["meta_update"] = time.perf_counter() - update_started
+        finite = all(torch.isfinite(p).all() for p in learner.parameters())
+        if not (finite and np.isfinite(stats["surrogate_before"])):
+            learner.load_state_dict(good)
+            raise NonFinite("the surrogate or the policy is not finite")
+        returns = [e.returns_per_episode().mean().item() for e in (*train_episodes, valid)]
+        env_steps = sampler.steps_taken - steps_before
+        _log(writer, done, returns, stats, times, env_steps, clock())
+        # The whole iteration, logging included (benchmarks.speed_rl).
+        writer.add_scalar("time/iteration_seconds", time.perf_counter() - started, done)
+        return {"before": f"{returns[0]:.1f}", "after": f"{returns[-1]:.1f}"}
+
+    def snapshot(self, writer: SummaryWriter, done: int) -> None:
+        pass
+
+    def close(self) -> None:
+        self.threads.restore()
+        self.sampler.close()
+
+
+def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
+    """Meta-train into ``run_dir``, or resume the run there; returns the checkpoint's path."""
+    trainer = RLTrainer(config, resolve_device(config.device))
+    return run(trainer, config, run_dir, resume, config.iterations)
 
 
 def _log(writer, step, returns, stats, times, env_steps, wall) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from maml.errors import UsageError
 from maml.inner_lr import LEARNED_LR_MODES
 from maml.paths import PATHS
 from maml.runs import DEVICES
@@ -20,13 +21,17 @@ class TrainConfig:
     """Everything that defines a supervised meta-training run; written to ``config.toml``."""
 
     task: str = _f("sinusoid", "task family", choices=TASK_NAMES)
-    data: str = _f("", "data set path (image tasks): folder or zip in the published layout")
-    cache_dir: str = _f("", "folder for a cache of the decoded images (image tasks)")
+    data: str = _f(
+        "", "data set path (image tasks): folder or zip in the published layout", resumable=True
+    )
+    cache_dir: str = _f(
+        "", "folder for a cache of the decoded images (image tasks)", resumable=True
+    )
     train_on: str = _f("", "comma-separated sets/alphabets to meta-train on (Omniglot)")
     test_on: str = _f("", "comma-separated sets/alphabets to meta-test on (Omniglot)")
     shift: int = _f(0, "random translation of meta-training images, at most this many pixels")
     ways: int = _f(5, "classes per task, N (classification)", positive=True)
-    iterations: int = _f(50_000, "meta-iterations (outer updates)", positive=True)
+    iterations: int = _f(50_000, "meta-iterations (outer updates)", positive=True, resumable=True)
     meta_batch: int = _f(25, "tasks per meta-iteration", positive=True)
     shots: int = _f(10, "support examples per task (K)", positive=True)
     query: int = _f(10, "query examples per task", positive=True)
@@ -57,9 +62,22 @@ class TrainConfig:
         "seed of the train/val/test class split (Omniglot), kept apart from --seed so that the "
         "test classes stay the same for every training seed",
     )
-    device: str = _f("auto", "device for the meta-learner", choices=DEVICES)
-    log_every: int = _f(100, "iterations between training scalars", positive=True)
-    val_every: int = _f(1_000, "iterations between meta-validations", positive=True)
+    device: str = _f("auto", "device for the meta-learner", choices=DEVICES, resumable=True)
+    log_every: int = _f(100, "iterations between training scalars", positive=True, resumable=True)
+    val_every: int = _f(1_000, "iterations between meta-validations", positive=True, resumable=True)
     val_tasks: int = _f(100, "fixed held-out tasks for meta-validation", positive=True)
-    figure_every: int = _f(5_000, "iterations between figures in TensorBoard", positive=True)
-    checkpoint_every: int = _f(1_000, "iterations between checkpoints", positive=True)
+    figure_every: int = _f(
+        5_000, "iterations between figures in TensorBoard", positive=True, resumable=True
+    )
+    checkpoint_every: int = _f(
+        1_000, "iterations between checkpoints", positive=True, resumable=True
+    )
+
+    def check_resume(self, before: TrainConfig) -> None:
+        """A cosine schedule runs over the whole run: more iterations would change its past."""
+        if self.meta_lr_schedule == "cosine" and self.iterations != before.iterations:
+            raise UsageError(
+                f"--iterations {self.iterations}: this run's cosine meta step size anneals over "
+                f"its {before.iterations} iterations; changing them would change the schedule it "
+                f"trained with. Start a new run for a longer one"
+            )

@@ -51,12 +51,12 @@ def evaluate(
     if min(steps) < 0:
         raise UsageError(f"--steps must be zero or more, got {min(steps)}")
     sampler = sampler or setup.test_sampler
-    device = next(learner.parameters()).device
     results: dict[str, Results] = {name: {} for name in setup.measure_names}
     for k in shots:
         if hasattr(sampler, "check_sizes"):
             sampler.check_sizes(k, query, "the meta-test split")
-        generator = torch.Generator(device).manual_seed(seed + 1000 * k)
+        # A CPU generator: the same test tasks whatever the device.
+        generator = torch.Generator().manual_seed(seed + 1000 * k)
         values = []
         for start in range(0, tasks, chunk):
             support, queries = sampler.sample(min(chunk, tasks - start), k, query, generator)

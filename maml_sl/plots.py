@@ -23,10 +23,10 @@ def sinusoid_figure(
     steps: tuple[int, ...] = (1, 10),
 ) -> Figure:
     """True curve, support points, and the prediction before and after ``steps`` inner steps."""
-    device = generator.device
     amp, phase = tasks.sample_functions(n_tasks, generator)
+    device = amp.device
+    xs = tasks.uniform((n_tasks, shots, 1), tasks.x_range, generator)
     low, high = tasks.x_range
-    xs = torch.rand((n_tasks, shots, 1), generator=generator, device=device) * (high - low) + low
     ys = amp * torch.sin(xs - phase)
     grid = torch.linspace(low, high, 200, device=device).view(1, -1, 1)
     truth = amp * torch.sin(grid - phase)

@@ -1,22 +1,20 @@
-"""The supervised meta-training loop: sample tasks, meta-loss, Adam step, log, checkpoint."""
+"""Supervised meta-training: sample tasks, meta-loss, Adam step, log (the run loop is
+``maml.run_loop``)."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
-from maml.checkpoint import load_checkpoint, save_checkpoint
-from maml.config import to_toml
-from maml.errors import TrainingError
 from maml.learner import MAML
 from maml.msl import msl_weights
-from maml.runs import StopRequest, log_hyperparameters, resolve_device
+from maml.run_loop import Clock, NonFinite, run
+from maml.runs import resolve_device
 from maml.threads import ThreadBudget
 from maml_sl.config import TrainConfig
 from maml_sl.tasks import TaskSetup, make_task
@@ -41,113 +39,109 @@ def build_learner(config: TrainConfig, device: torch.device) -> tuple[MAML, Task
     return learner, setup
 
 
+class SupervisedTrainer:
+    """The supervised front end of :func:`maml.run_loop.run`: Adam on the meta-loss."""
+
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        self.config, self.device, self.label = config, device, config.task
+        self.learner, self.setup = build_learner(config, device)
+        self.parameters = list(self.learner.parameters())
+        self.optimizer = torch.optim.Adam(self.parameters, lr=config.meta_lr, foreach=True)
+        # Tasks come from a CPU generator on every device: a run resumes on another device,
+        # and a seed gives the same tasks on CPU and CUDA.
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.validation = _fixed_validation_tasks(self.setup, config)
+        self.threads = ThreadBudget()
+        self.window = (time.perf_counter(), 0.0, 0)  # start, summed loss, iterations
+
+    def describe(self) -> str:
+        path = f"meta-objective path {self.learner.path} ({self.learner.path_reason})"
+        return f"{self.config.task} on {self.device}, {path}"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "learner": self.learner.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.learner.load_state_dict(state["learner"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+
+    def metrics(self) -> list[str]:
+        names = self.setup.measure_names
+        return ["losses/meta_loss"] + [
+            f"val/query_{name}_after_{k}_steps" for name in names for k in VAL_STEPS
+        ]
+
+    def iteration(self, iteration: int, writer: SummaryWriter, clock: Clock) -> dict[str, str]:
+        config, learner = self.config, self.learner
+        self.threads.update()
+        generator_state, rng_state = self.generator.get_state(), torch.get_rng_state()
+        support, query = self.setup.sampler.sample(
+            config.meta_batch, config.shots, config.query, self.generator
+        )
+        weights = None
+        if config.multi_step_loss:
+            weights = msl_weights(config.inner_steps, iteration / config.msl_anneal_iterations)
+        for group in self.optimizer.param_groups:
+            group["lr"] = meta_lr_at(config, iteration)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = learner.meta_backward(support, query, step_weights=weights)
+        # One host sync: a non-finite loss or gradient shows in this sum.
+        total = loss + sum(p.grad.sum() for p in self.parameters if p.grad is not None)
+        if not torch.isfinite(total):
+            self.generator.set_state(generator_state)
+            torch.set_rng_state(rng_state)
+            raise NonFinite(f"meta-loss {loss.item()} (or its gradient) is not finite")
+        self.optimizer.step()
+        started, summed, count = self.window
+        summed, count = summed + loss.detach(), count + 1
+        self.window = (started, summed, count)
+        done = iteration + 1
+        last = done == config.iterations
+        postfix = {}
+        if done % config.log_every == 0 or last:
+            now = time.perf_counter()
+            mean_loss = float(summed) / count
+            writer.add_scalar("losses/meta_loss", mean_loss, done)
+            _log_adaptation(writer, learner, self.setup, support, query, done)
+            writer.add_scalar("charts/meta_lr", self.optimizer.param_groups[0]["lr"], done)
+            writer.add_scalar("charts/iterations_per_second", count / (now - started), done)
+            writer.add_scalar("charts/wall_time", clock(), done)
+            writer.add_scalar("charts/torch_threads", self.threads.threads, done)
+            _log_inner_lrs(writer, learner, done)
+            postfix["loss"] = f"{mean_loss:.4f}"
+            self.window = (now, 0.0, 0)
+        if done % config.val_every == 0 or last:
+            _validate(writer, learner, self.setup, self.validation, done)
+        if done % config.figure_every == 0 and not last:
+            self.snapshot(writer, done)
+        return postfix
+
+    def snapshot(self, writer: SummaryWriter, done: int) -> None:
+        """The fit on held-out tasks, where the family has a figure (the sinusoid)."""
+        if self.setup.figure is None:
+            return
+        generator = torch.Generator().manual_seed(self.config.seed + VAL_SEED_OFFSET + 1)
+        with torch.no_grad():
+            figure = self.setup.figure(
+                self.learner, self.setup.val_sampler, generator, self.config.shots
+            )
+        writer.add_figure("val/held_out_tasks", figure, done)
+
+    def close(self) -> None:
+        self.threads.restore()
+
+
 def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
     """Meta-train into ``run_dir``, or resume the run there; returns the checkpoint's path."""
-    device = resolve_device(config.device)
-    learner, setup = build_learner(config, device)
-    meta_parameters = list(learner.parameters())
-    optimizer = torch.optim.Adam(meta_parameters, lr=config.meta_lr, foreach=True)
-    generator = torch.Generator(device).manual_seed(config.seed)
-    checkpoint_path = run_dir / "checkpoint.pt"
-    start, elapsed = 0, 0.0
-    if resume:
-        state = load_checkpoint(checkpoint_path, map_location=device)
-        learner.load_state_dict(state["learner"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"].cpu())
-        torch.set_rng_state(state["torch_rng"].cpu())
-        start, elapsed = state["iteration"], state["elapsed"]
-    (run_dir / "config.toml").write_text(to_toml(config))
-
-    def checkpoint(iteration: int, generator_state: torch.Tensor) -> None:
-        save_checkpoint(
-            checkpoint_path,
-            {
-                "iteration": iteration,
-                "elapsed": elapsed + time.perf_counter() - started,
-                "learner": learner.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "generator": generator_state,
-                "torch_rng": torch.get_rng_state(),
-                "config": dataclasses.asdict(config),
-            },
-        )
-
-    writer = SummaryWriter(run_dir, purge_step=start if resume else None)
-    if not resume:
-        log_hyperparameters(writer, config)
-    validation = _fixed_validation_tasks(setup, config, device)
-    print(
-        f"run {run_dir}: {config.task}, meta-objective path {learner.path} ({learner.path_reason})"
-    )
-    started = time.perf_counter()
-    window_start, window_loss, count = started, torch.zeros((), device=device), 0
-    iteration = start
-    progress = tqdm(
-        total=config.iterations, initial=start, desc=config.task, mininterval=1.0, unit="it"
-    )
-    threads = ThreadBudget()
-    try:
-        with StopRequest() as stop:
-            for iteration in range(start, config.iterations):
-                threads.update()
-                iteration_state = generator.get_state()
-                support, query = setup.sampler.sample(
-                    config.meta_batch, config.shots, config.query, generator
-                )
-                weights = None
-                if config.multi_step_loss:
-                    weights = msl_weights(
-                        config.inner_steps, iteration / config.msl_anneal_iterations
-                    )
-                for group in optimizer.param_groups:
-                    group["lr"] = meta_lr_at(config, iteration)
-                optimizer.zero_grad(set_to_none=True)
-                loss = learner.meta_backward(support, query, step_weights=weights)
-                # One host sync: a non-finite loss or gradient shows in this sum.
-                total = loss + sum(p.grad.sum() for p in meta_parameters if p.grad is not None)
-                if not torch.isfinite(total):
-                    checkpoint(iteration, iteration_state)
-                    raise TrainingError(
-                        f"meta-loss {loss.item()} (or its gradient) is not finite at iteration "
-                        f"{iteration + 1}; stopped. The last good state (iteration {iteration}) is "
-                        f"in {checkpoint_path}"
-                    )
-                optimizer.step()
-                window_loss += loss
-                count += 1
-                done = iteration + 1
-                progress.update(1)
-                if done % config.log_every == 0 or done == config.iterations:
-                    now = time.perf_counter()
-                    mean_loss = window_loss.item() / count
-                    writer.add_scalar("losses/meta_loss", mean_loss, done)
-                    _log_adaptation(writer, learner, setup, support, query, done)
-                    writer.add_scalar("charts/meta_lr", optimizer.param_groups[0]["lr"], done)
-                    writer.add_scalar(
-                        "charts/iterations_per_second", count / (now - window_start), done
-                    )
-                    writer.add_scalar("charts/wall_time", elapsed + now - started, done)
-                    writer.add_scalar("charts/torch_threads", threads.threads, done)
-                    _log_inner_lrs(writer, learner, done)
-                    progress.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
-                    window_start, window_loss, count = now, torch.zeros((), device=device), 0
-                if done % config.val_every == 0 or done == config.iterations:
-                    _validate(writer, learner, setup, validation, done)
-                if setup.figure and (done % config.figure_every == 0 or done == config.iterations):
-                    _log_figure(writer, learner, setup, config, device, done)
-                if done % config.checkpoint_every == 0 or done == config.iterations:
-                    checkpoint(done, generator.get_state())
-                stop.honour(
-                    lambda d=done: checkpoint(d, generator.get_state()), done, run_dir, progress
-                )
-    finally:
-        threads.restore()
-        progress.close()
-        writer.close()
-    if start >= config.iterations:
-        print(f"{run_dir} has finished its {config.iterations} iterations already")
-    return checkpoint_path
+    trainer = SupervisedTrainer(config, resolve_device(config.device))
+    return run(trainer, config, run_dir, resume, config.iterations)
 
 
 def meta_lr_at(config: TrainConfig, iteration: int) -> float:
@@ -157,8 +151,8 @@ def meta_lr_at(config: TrainConfig, iteration: int) -> float:
     return config.meta_lr
 
 
-def _fixed_validation_tasks(setup: TaskSetup, config: TrainConfig, device: torch.device):
-    generator = torch.Generator(device).manual_seed(config.seed + VAL_SEED_OFFSET)
+def _fixed_validation_tasks(setup: TaskSetup, config: TrainConfig):
+    generator = torch.Generator().manual_seed(config.seed + VAL_SEED_OFFSET)
     return setup.val_sampler.sample(config.val_tasks, config.shots, setup.val_query, generator)
 
 
@@ -181,13 +175,6 @@ def _validate(writer: SummaryWriter, learner: MAML, setup: TaskSetup, tasks, ste
     for m, name in enumerate(setup.measure_names):
         for k in VAL_STEPS:
             writer.add_scalar(f"val/query_{name}_after_{k}_steps", values[k, m].item(), step)
-
-
-def _log_figure(writer, learner, setup, config, device, step: int) -> None:
-    generator = torch.Generator(device).manual_seed(config.seed + VAL_SEED_OFFSET + 1)
-    with torch.no_grad():
-        figure = setup.figure(learner, setup.val_sampler, generator, config.shots)
-    writer.add_figure("val/held_out_tasks", figure, step)
 
 
 def _log_inner_lrs(writer: SummaryWriter, learner: MAML, step: int) -> None:

@@ -47,7 +47,7 @@ def make_task(config: TrainConfig, device: torch.device) -> TaskSetup:
     if config.task == "sinusoid":
         from maml_sl.plots import sinusoid_figure
 
-        tasks = SinusoidTasks()
+        tasks = SinusoidTasks(device=device)
         model = mlp(1, 1, hidden=config.hidden, depth=config.depth)
         return TaskSetup(tasks, model, mse, tasks, tasks, 100, figure=sinusoid_figure)
     if config.task == "omniglot":

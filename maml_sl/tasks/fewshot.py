@@ -63,11 +63,12 @@ class FewShotTasks:
         """``n_tasks`` episodes: support (x, y) with K per class, query (x, y) with Q per class."""
         device = self.images.device
         n, per_class = self.ways, shots + query
-        keys = torch.rand((n_tasks, self.classes), generator=generator, device=device)
+        # Drawn on the generator's device (the CPU in training): the same tasks on any device.
+        keys = torch.rand((n_tasks, self.classes), generator=generator).to(device)
         chosen = keys.argsort(dim=1)[:, :n]  # (T, N), label = position
         base = chosen % self.images.shape[0]
         slots = self.images.shape[1]
-        image_keys = torch.rand((n_tasks, n, slots), generator=generator, device=device)
+        image_keys = torch.rand((n_tasks, n, slots), generator=generator).to(device)
         real = torch.arange(slots, device=device) < self.counts[base].unsqueeze(-1)
         image_keys = image_keys.masked_fill(~real, 2.0)  # padding sorts last
         picks = image_keys.argsort(dim=-1)[..., :per_class]  # distinct images per class
@@ -100,7 +101,7 @@ def _translate(x: Tensor, shift: int, generator: torch.Generator) -> Tensor:
     h, w = x.shape[3], x.shape[4]
     flat = x.reshape(-1, h, w, x.shape[5] if x.dim() == 6 else 1)  # (M, H, W, C)
     m = flat.shape[0]
-    offsets = torch.randint(-shift, shift + 1, (m, 2), generator=generator, device=x.device)
+    offsets = torch.randint(-shift, shift + 1, (m, 2), generator=generator).to(x.device)
     padded = torch.nn.functional.pad(flat, (0, 0, shift, shift, shift, shift))
     rows = offsets[:, :1] + shift + torch.arange(h, device=x.device)  # (M, H)
     cols = offsets[:, 1:] + shift + torch.arange(w, device=x.device)  # (M, W)

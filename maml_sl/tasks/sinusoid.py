@@ -13,17 +13,21 @@ Batch = tuple[Tensor, Tensor]
 
 @dataclass(frozen=True)
 class SinusoidTasks:
-    """``y = A sin(x - phase)``, amplitude in [0.1, 5], phase in [0, pi], x uniform in [-5, 5]."""
+    """``y = A sin(x - phase)``, amplitude in [0.1, 5], phase in [0, pi], x uniform in [-5, 5].
+
+    Random numbers come from the generator's device; tasks go to ``device`` (by default the
+    generator's), so a CPU generator gives the same tasks on every device.
+    """
 
     amplitude: tuple[float, float] = (0.1, 5.0)
     phase: tuple[float, float] = (0.0, math.pi)
     x_range: tuple[float, float] = (-5.0, 5.0)
+    device: torch.device | None = None
 
     def sample_functions(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Amplitudes and phases of ``n`` tasks, each shaped (n, 1, 1)."""
-        device = generator.device
-        amp = _uniform((n, 1, 1), self.amplitude, generator, device)
-        phase = _uniform((n, 1, 1), self.phase, generator, device)
+        amp = self.uniform((n, 1, 1), self.amplitude, generator)
+        phase = self.uniform((n, 1, 1), self.phase, generator)
         return amp, phase
 
     def sample(
@@ -31,13 +35,14 @@ class SinusoidTasks:
     ) -> tuple[Batch, Batch]:
         """``n_tasks`` tasks of ``shots`` support and ``query`` query points, (x, y) each."""
         amp, phase = self.sample_functions(n_tasks, generator)
-        x = _uniform((n_tasks, shots + query, 1), self.x_range, generator, generator.device)
+        x = self.uniform((n_tasks, shots + query, 1), self.x_range, generator)
         y = amp * torch.sin(x - phase)
         return (x[:, :shots], y[:, :shots]), (x[:, shots:], y[:, shots:])
 
-
-def _uniform(
-    shape: tuple[int, ...], bounds: tuple[float, float], generator: torch.Generator, device
-) -> Tensor:
-    low, high = bounds
-    return torch.rand(shape, generator=generator, device=device) * (high - low) + low
+    def uniform(
+        self, shape: tuple[int, ...], bounds: tuple[float, float], generator: torch.Generator
+    ) -> Tensor:
+        """Uniform draws in ``bounds``, on the tasks' device."""
+        low, high = bounds
+        values = torch.rand(shape, generator=generator, device=generator.device)
+        return (values * (high - low) + low).to(self.device or generator.device)

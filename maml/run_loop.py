@@ -1,0 +1,198 @@
+"""The life of a training run, for both front ends: resume, checkpoints, stop requests and
+signals, the NaN guard, TensorBoard and progress. A front end supplies only what differs: its
+state, one meta-iteration with its logging, and what to draw at the start and at every stop.
+
+A run is resumable from the moment it starts: the initial state is checkpointed before the first
+iteration, and every checkpoint is written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+from tqdm import tqdm
+
+from maml.checkpoint import load_checkpoint, save_checkpoint
+from maml.config import read_toml, to_toml
+from maml.errors import TrainingError
+from maml.provenance import append_history, run_record
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class NonFinite(Exception):
+    """Raised by a front end's iteration when its loss or parameters are not finite; the front
+    end has put its state back as it was before the iteration."""
+
+
+class Clock:
+    """Training time of the run, summed over its resumes (``elapsed`` in the checkpoint)."""
+
+    def __init__(self, before: float) -> None:
+        self.before, self.started = before, time.perf_counter()
+
+    def __call__(self) -> float:
+        return self.before + time.perf_counter() - self.started
+
+
+class FrontEnd(Protocol):
+    """What a front end's trainer supplies to :func:`run`."""
+
+    label: str  # the progress bar's
+
+    def describe(self) -> str:
+        """One line printed when the run starts."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint holds besides the iteration and the training time."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def iteration(self, iteration: int, writer: SummaryWriter, clock: Clock) -> dict[str, str]:
+        """One meta-iteration (0-based) and its logging; returns the progress bar's postfix."""
+
+    def metrics(self) -> list[str]:
+        """Scalar tags shown as metrics in TensorBoard's HParams tab."""
+
+    def snapshot(self, writer: SummaryWriter, done: int) -> None:
+        """Figures drawn at the start and whenever the run stops."""
+
+    def close(self) -> None: ...
+
+
+class StopRequest:
+    """The first Ctrl-C or SIGTERM asks to stop after the iteration (acknowledged at once); a
+    second one stops at once. Either way the run stays resumable from its last checkpoint."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __enter__(self) -> StopRequest:
+        self._previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in self._previous:
+            signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:
+            raise Stopped(signum, at_once=True)
+        self.signal = signum
+        print(
+            f"\n{signal.Signals(signum).name}: stopping after this iteration (again to stop now)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+class Stopped(KeyboardInterrupt):
+    """The run stopped on a signal; the command exits with 128 + its number."""
+
+    def __init__(self, signum: int, at_once: bool = False) -> None:
+        super().__init__(signum)
+        self.signum, self.at_once = signum, at_once
+
+
+def run(front: FrontEnd, config: Any, run_dir: Path, resume: bool, iterations: int) -> Path:
+    """Train ``front`` for ``iterations`` in ``run_dir`` (or continue the run there)."""
+    path = run_dir / CHECKPOINT
+    start, elapsed = 0, 0.0
+    if resume and path.exists():
+        state = load_checkpoint(path, map_location="cpu")
+        front.load_state_dict(state)
+        start, elapsed = state["iteration"], state["elapsed"]
+    elif resume:
+        print(f"{run_dir} has no checkpoint yet (stopped while starting): starting it afresh")
+        resume = False
+    if start >= iterations:
+        print(f"{run_dir} has finished its {iterations} iterations already")
+        front.close()
+        return path
+    _record_start(config, run_dir, resume)
+    clock = Clock(elapsed)
+    saved = start
+
+    def checkpoint(done: int) -> None:
+        nonlocal saved
+        state = {"iteration": done, "elapsed": clock(), **front.state_dict()}
+        save_checkpoint(path, {**state, "config": dataclasses.asdict(config)})
+        saved = done
+
+    writer = SummaryWriter(run_dir, purge_step=start if resume else None)
+    progress = tqdm(total=iterations, initial=start, desc=front.label, unit="it")
+    done = start
+    try:
+        with StopRequest() as stop:
+            if not resume:
+                checkpoint(0)
+                _log_settings(writer, config, front.metrics())
+            progress.write(f"run {run_dir}: {front.describe()}", file=sys.stderr)
+            front.snapshot(writer, start)
+            for iteration in range(start, iterations):
+                try:
+                    postfix = front.iteration(iteration, writer, clock)
+                except NonFinite as error:
+                    checkpoint(iteration)
+                    raise TrainingError(
+                        f"{error} at iteration {iteration + 1}; stopped. The last good state "
+                        f"(iteration {iteration}) is in {path}"
+                    ) from None
+                done = iteration + 1
+                progress.set_postfix(postfix, refresh=False)
+                progress.update(1)
+                if done == iterations or done % config.checkpoint_every == 0 or stop.signal:
+                    checkpoint(done)
+                if stop.signal and done < iterations:
+                    front.snapshot(writer, done)
+                    progress.close()
+                    print(f"stopped at iteration {done}; continue with --resume {run_dir}")
+                    raise Stopped(stop.signal)
+            front.snapshot(writer, done)
+    except Stopped as stopped:
+        if stopped.at_once:
+            progress.close()
+            print(
+                f"\nstopped at once; --resume {run_dir} continues from iteration {saved}",
+                file=sys.stderr,
+            )
+        raise
+    finally:
+        progress.close()
+        writer.close()
+        front.close()
+    return path
+
+
+def _record_start(config: Any, run_dir: Path, resume: bool) -> None:
+    """Write the run's settings, and add this start to its history with what a resume changed."""
+    config_path = run_dir / "config.toml"
+    changed = {}
+    if resume and config_path.is_file():
+        before = read_toml(config_path)
+        changed = {k: v for k, v in dataclasses.asdict(config).items() if before.get(k, v) != v}
+    config_path.write_text(to_toml(config))
+    record = run_record("resume" if resume else "start")
+    if changed:
+        record["changed"] = changed
+    append_history(run_dir, record)
+
+
+def _log_settings(writer: SummaryWriter, config: Any, metrics: list[str]) -> None:
+    """The run's settings as a table in the Text tab and as hyperparameters in the HParams tab,
+    with ``metrics`` (scalar tags the run logs) as the metrics beside them."""
+    values = dataclasses.asdict(config)
+    rows = "\n".join(f"|{k}|{v}|" for k, v in values.items())
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows)
+    file_writer = writer._get_file_writer()
+    for summary in hparams(values, dict.fromkeys(metrics, 0.0)):
+        file_writer.add_summary(summary)
