@@ -10,6 +10,8 @@ short names the command lines use:
 
 from __future__ import annotations
 
+import warnings
+
 import gymnasium
 
 from envs.ant import AntDir, AntVel
@@ -54,12 +56,21 @@ def make_batched(family: str | type, num_envs: int, **kwargs) -> BatchedTaskEnv:
 
 def _register() -> None:
     for short, cls in FAMILIES.items():
+        entry_point = f"{cls.__module__}:{cls.__name__}"
         for env_id in (f"maml/{cls.__name__}-v0", short):
             if env_id in gymnasium.registry:
+                theirs = gymnasium.registry[env_id].entry_point
+                if theirs != entry_point:
+                    warnings.warn(
+                        f"gymnasium id {env_id!r} is registered already (to {theirs}); it is "
+                        f"left as it is, and {cls.__name__} is not registered under it",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
                 continue
             gymnasium.register(
                 id=env_id,
-                entry_point=f"{cls.__module__}:{cls.__name__}",
+                entry_point=entry_point,
                 vector_entry_point=_vector_entry(cls),
                 max_episode_steps=cls.horizon,
             )

@@ -27,6 +27,7 @@ from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from envs._mujoco import forward_quantities
 from envs.mujoco_task import (
     MujocoTaskEnv,
+    check_env_kwargs,
     control_costs,
     direction_rewards,
     rllab_reset_qpos_qvel,
@@ -64,6 +65,7 @@ def _read(torso: int, data: mujoco.MjData) -> np.ndarray:
 
 class _AntTask(MujocoTaskEnv, AntEnv):
     def __init__(self, task=None, frame_skip: int = 1, **kwargs) -> None:
+        check_env_kwargs(type(self), kwargs)
         AntEnv.__init__(self, frame_skip=frame_skip, **kwargs)
         self.init_qpos = np.array(INIT_QPOS)
         size = self.model.nq + self.model.nv + 6 * self.model.nbody + 9 + 3

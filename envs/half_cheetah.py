@@ -18,6 +18,7 @@ from envs._planar import PlanarSubtreeCom
 from envs.checks import check_actions
 from envs.mujoco_task import (
     MujocoTaskEnv,
+    check_env_kwargs,
     control_costs,
     direction_rewards,
     rllab_reset_qpos_qvel,
@@ -30,8 +31,9 @@ CONTROL_COST = 0.05  # 0.5 * 1e-1 in the MAML authors' code (Gymnasium's HalfChe
 
 
 class _HalfCheetahTask(MujocoTaskEnv, HalfCheetahEnv):
-    def __init__(self, task=None, **kwargs) -> None:
-        HalfCheetahEnv.__init__(self, **kwargs)
+    def __init__(self, task=None, frame_skip: int = 5, **kwargs) -> None:
+        check_env_kwargs(type(self), kwargs)
+        HalfCheetahEnv.__init__(self, frame_skip=frame_skip, **kwargs)
         size = self.model.nq - 1 + self.model.nv + 3
         self.observation_space = spaces.Box(-np.inf, np.inf, (size,), np.float64)
         self._setup_task(task)

@@ -16,6 +16,31 @@ import numpy as np
 from envs._mujoco import get_state, load_model, qpos_qvel
 from envs.checks import check_actions, check_count, check_task
 
+# What Gymnasium's MuJoCo envs take for rendering: these leave the MDP as it is.
+RENDER_KWARGS = (
+    "render_mode",
+    "width",
+    "height",
+    "camera_id",
+    "camera_name",
+    "default_camera_config",
+    "max_geom",
+    "visual_options",
+)
+
+
+def check_env_kwargs(cls: type, kwargs: dict[str, Any]) -> None:
+    """Refuse Gymnasium's MDP arguments (reward weights, observation options, the model file,
+    termination): a family's MDP is the MAML authors', and an argument taken but not honoured
+    would silently train another task than asked for."""
+    refused = sorted(set(kwargs) - set(RENDER_KWARGS))
+    if refused:
+        raise TypeError(
+            f"{cls.__name__} does not take {', '.join(refused)}: its observation, rewards and "
+            f"episode ends are fixed to the MAML authors' (see its docstring). It takes task, "
+            f"frame_skip and Gymnasium's rendering arguments ({', '.join(RENDER_KWARGS)})"
+        )
+
 
 class MujocoTaskEnv:
     """Mixin for a Gymnasium MuJoCo env with a task (see the module docstring)."""

@@ -7,7 +7,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs
-from envs import BatchedTaskEnv, HalfCheetahVel, Navigation2D
+from envs import AntDir, AntVel, BatchedTaskEnv, HalfCheetahDir, HalfCheetahVel, Navigation2D
 from envs._mujoco import FULLPHYSICS, asset_path, load_model
 
 FAMILIES = list(envs.FAMILIES)
@@ -372,3 +372,37 @@ def test_batched_ant_equals_single_ants_through_a_termination_and_restart():
             assert rewards[i] == reward and terminated[i] == term
             assert term == (t == 5 and i == 1)
     batch.close()
+
+
+@pytest.mark.parametrize(
+    ("family", "kwargs"),
+    [
+        (AntVel, {"include_cfrc_ext_in_observation": False}),
+        (AntDir, {"ctrl_cost_weight": 0.0, "healthy_z_range": (0.1, 2.0)}),
+        (AntVel, {"terminate_when_unhealthy": False}),
+        (HalfCheetahVel, {"forward_reward_weight": 2.0}),
+        (HalfCheetahDir, {"xml_file": "ant.xml"}),
+    ],
+)
+def test_gymnasium_mdp_arguments_are_refused_by_name(family, kwargs):
+    for make in (lambda: family(**kwargs), lambda: BatchedTaskEnv(family, 2, **kwargs)):
+        with pytest.raises(TypeError, match=f"{family.__name__} does not take") as error:
+            make()
+        assert all(name in str(error.value) for name in kwargs)
+
+
+def test_rendering_arguments_and_frame_skip_are_taken():
+    env = gym.make("halfcheetah-vel", render_mode="rgb_array", width=64, height=48, frame_skip=2)
+    assert env.unwrapped.frame_skip == 2 and env.unwrapped.render_mode == "rgb_array"
+    env.close()
+
+
+def test_an_id_registered_by_someone_else_is_left_and_reported():
+    spec = gym.registry.pop("ant-dir")
+    try:
+        gym.register(id="ant-dir", entry_point="gymnasium.envs.mujoco.ant_v5:AntEnv")
+        with pytest.warns(RuntimeWarning, match="'ant-dir' is registered already"):
+            envs._register()
+        assert gym.registry["ant-dir"].entry_point == "gymnasium.envs.mujoco.ant_v5:AntEnv"
+    finally:
+        gym.registry["ant-dir"] = spec
