@@ -125,7 +125,8 @@ def _shown_defaults(
         values, source = _config_values(known.config)
         name = getattr(known, name_field) or values.get(name_field, getattr(cls, name_field))
         if has_preset(name):
-            return {**read_preset(name), **values}, source or f"preset {name}"
+            label = f"{source} over preset {name}" if source else f"preset {name}"
+            return {**read_preset(name), **values}, label
     except UsageError:
         pass  # the real parse reports it
     return {}, ""

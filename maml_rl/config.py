@@ -79,3 +79,11 @@ class TrainConfig:
     )
     nthread: int = _f(0, "MuJoCo rollout threads; 0 = all cores", resumable=True)
     checkpoint_every: int = _f(10, "iterations between checkpoints", positive=True, resumable=True)
+    val_every: int = _f(
+        50,
+        "iterations between validations (returns after 0-3 inner steps on fixed held-out tasks, "
+        "as scalars and a figure); 0 for none",
+        non_negative=True,
+        resumable=True,
+    )
+    val_tasks: int = _f(20, "held-out tasks of a validation", positive=True, resumable=True)

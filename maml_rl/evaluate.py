@@ -148,7 +148,8 @@ def format_returns(returns: Tensor) -> str:
     return "\n".join(lines)
 
 
-def plot_returns(returns: Tensor, path: Path, title: str) -> None:
+def returns_figure(returns: Tensor, title: str):
+    """Average return (with its 95% interval over tasks) after each inner step."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -160,6 +161,13 @@ def plot_returns(returns: Tensor, path: Path, title: str) -> None:
     axis.set(xlabel="inner steps", ylabel="average return", title=title)
     axis.set_xticks(range(len(stats)))
     figure.tight_layout()
+    return figure
+
+
+def plot_returns(returns: Tensor, path: Path, title: str) -> None:
+    import matplotlib.pyplot as plt
+
+    figure = returns_figure(returns, title)
     figure.savefig(path, dpi=120)
     plt.close(figure)
 

@@ -25,6 +25,9 @@ from maml_rl.meta_update import TRPOSettings, adapted_params, trpo_step
 from maml_rl.policies import make_policy
 from maml_rl.sampler import Sampler
 
+VAL_STEPS = 3  # inner steps of a validation, as in the paper's figures
+VAL_SEED_OFFSET = 10_007  # held-out tasks come from a seed of their own
+
 
 def check_config(config: TrainConfig) -> None:
     """Bounds the dataclass metadata cannot say."""
@@ -162,7 +165,8 @@ class RLTrainer:
 
     def metrics(self) -> list[str]:
         steps = range(1, self.config.inner_steps + 1)
-        return ["returns/before_adaptation", *(f"returns/after_{k}_steps" for k in steps)]
+        valid = [f"val/return_after_{k}_steps" for k in range(VAL_STEPS + 1)]
+        return ["returns/before_adaptation", *(f"returns/after_{k}_steps" for k in steps), *valid]
 
     def iteration(self, iteration: int, writer: SummaryWriter, clock: Clock) -> dict[str, str]:
         config, learner, sampler = self.config, self.learner, self.sampler
@@ -188,7 +192,32 @@ class RLTrainer:
         _log(writer, done, returns, stats, times, env_steps, clock())
         # The whole iteration, logging included (benchmarks.speed_rl).
         writer.add_scalar("time/iteration_seconds", time.perf_counter() - started, done)
+        every = config.val_every
+        if every and (done % every == 0 or done == config.iterations):
+            self.validate(writer, done)
         return {"before": f"{returns[0]:.1f}", "after": f"{returns[-1]:.1f}"}
+
+    def validate(self, writer: SummaryWriter, done: int) -> None:
+        """Returns after 0..VAL_STEPS inner steps on fixed held-out tasks (the test protocol's
+        step sizes, the run's episodes per task): scalars and a figure."""
+        from maml_rl.evaluate import default_step_sizes, returns_after_steps, returns_figure
+
+        config = self.config
+        started = time.perf_counter()
+        returns = returns_after_steps(
+            self.learner,
+            config,
+            config.val_tasks,
+            VAL_STEPS,
+            default_step_sizes(config),
+            config.seed + VAL_SEED_OFFSET,
+            config.rollouts,
+        )
+        for k, values in enumerate(returns):
+            writer.add_scalar(f"val/return_after_{k}_steps", values.mean().item(), done)
+        title = f"{config.env}, {config.val_tasks} held-out tasks, iteration {done}"
+        writer.add_figure("val/returns_per_step", returns_figure(returns, title), done)
+        writer.add_scalar("time/validation_seconds", time.perf_counter() - started, done)
 
     def snapshot(self, writer: SummaryWriter, done: int) -> None:
         pass

@@ -226,3 +226,42 @@ def test_a_seed_gives_the_same_tasks_on_cpu_and_cuda():
     cuda = SupervisedTrainer(TrainConfig(val_tasks=5), torch.device("cuda"))
     for a, b in zip(cpu.validation, cuda.validation, strict=True):
         torch.testing.assert_close(a[0], b[0].cpu())
+
+
+def events(run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def test_the_sinusoid_fit_is_drawn_at_the_start_and_at_the_end(tmp_path):
+    run = tmp_path / "run"
+    args = [*SINUSOID[2:], "--iterations", "3", "--run-dir", str(run)]
+    assert cli(sl_train.main, args) == 0
+    steps = [image.step for image in events(run).Images("val/held_out_tasks")]
+    assert steps == [0, 3]
+
+
+def test_rl_validation_logs_returns_per_step_on_held_out_tasks(tmp_path):
+    run = tmp_path / "run"
+    args = [*NAVIGATION, "--iterations", "2", "--val-every", "2", "--val-tasks", "2"]
+    assert cli(rl_train.main, [*args, "--run-dir", str(run)]) == 0
+    found = events(run)
+    assert [i.step for i in found.Images("val/returns_per_step")] == [2]
+    for k in range(4):
+        assert [s.step for s in found.Scalars(f"val/return_after_{k}_steps")] == [2]
+    assert "hparams" in plugins(run)
+
+
+def plugins(run):
+    """The TensorBoard plugins a run's events are for."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    return {
+        value.metadata.plugin_data.plugin_name
+        for path in run.glob("events.*")
+        for event in EventFileLoader(str(path)).Load()
+        for value in event.summary.value
+    }
