@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -142,8 +143,9 @@ def run_training(
         train(config, run_dir, resume)
     except Stopped as stopped:
         return 128 + stopped.signum
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before training started: nothing to keep
         _remove_if_empty(run_dir)
+        print("stopped before training started", file=sys.stderr)
         return 128 + signal.SIGINT
     except Exception:
         _remove_if_empty(run_dir)
