@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from maml.errors import UsageError
 from maml.learner import MAML
 from maml.msl import msl_weights
 from maml.run_loop import Clock, NonFinite, run
@@ -69,7 +70,13 @@ class SupervisedTrainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.learner.load_state_dict(state["learner"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"].cpu())
+        try:
+            self.generator.set_state(state["generator"].cpu())
+        except RuntimeError:  # CUDA runs from before tasks came from a CPU generator
+            raise UsageError(
+                "this checkpoint's task generator is not a CPU generator's (an older CUDA run); "
+                "resume it on the device it was trained on, with the toolkit it was trained with"
+            ) from None
         torch.set_rng_state(state["torch_rng"].cpu())
 
     def metrics(self) -> list[str]:
