@@ -202,6 +202,11 @@ def test_evaluate_names_the_iterations_and_the_right_command(tmp_path, capsys):
     args = [str(run), "--tasks", "2", "--steps", "1", "--rollouts", "2", "--device", "cpu"]
     assert cli(rl_evaluate.main, args) == 0
     assert "trained for 1 of 1 iterations" in capsys.readouterr().err
+    sl_run = tmp_path / "sl"
+    assert cli(sl_train.main, [*SINUSOID[2:], "--iterations", "1", "--run-dir", str(sl_run)]) == 0
+    capsys.readouterr()
+    assert cli(rl_evaluate.main, [str(sl_run)]) == 2
+    assert "is a supervised run: use python -m maml_sl.evaluate" in capsys.readouterr().err
 
 
 @pytest.mark.cuda
