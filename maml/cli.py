@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from maml.config import add_arguments, from_dict, read_toml, resolve_config
+from maml.distributed import world_size
 from maml.errors import UsageError
 from maml.presets import has_preset, read_preset
 from maml.run_loop import Stopped
@@ -67,13 +69,29 @@ def parse_train_args(
     config = resolve_config(
         cls, {**file_values, **flags}, None, read_preset(name), f"preset {name}"
     )
-    if run_dir is None:
+    if run_dir is None and world_size() == 1:
         return config, new_run_dir(getattr(config, name_field)), False
-    run_path = Path(run_dir)
+    run_path = Path(run_dir) if run_dir else _torchrun_run_dir(getattr(config, name_field))
     if (run_path / "checkpoint.pt").exists():
-        raise UsageError(f"--run-dir {run_dir} holds a run already; use --resume {run_dir}")
+        if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0:
+            # torchrun restarted the ranks after a failure: continue the run.
+            before = from_dict(cls, read_toml(run_path / "config.toml"), str(run_path))
+            _check_resume(before, config, run_path)
+            return config, run_path, True
+        raise UsageError(f"--run-dir {run_path} holds a run already; use --resume {run_path}")
     run_path.mkdir(parents=True, exist_ok=True)
     return config, run_path, False
+
+
+def _torchrun_run_dir(name: str) -> Path:
+    """Every rank's run folder, the same on each: named after torchrun's rendezvous id."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+    if run_id == "none":
+        raise UsageError(
+            "under torchrun give --run-dir DIR (the same on every node), or let the rendezvous "
+            "id name the run (torchrun --standalone, or --rdzv-id)"
+        )
+    return Path("runs") / f"{name}-{run_id}"
 
 
 def resumable(cls: type) -> list[str]:
@@ -150,7 +168,8 @@ def run_training(
     except Exception:
         _remove_if_empty(run_dir)
         raise
-    print(f"done: {run_dir}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"done: {run_dir}")
     return 0
 
 

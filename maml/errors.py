@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -16,12 +17,16 @@ class TrainingError(Exception):
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None):
     """Run a command-line ``main``; our errors become one line on stderr and an exit status."""
+    # Under torchrun every rank meets the same error: rank 0 alone says it.
+    speak = os.environ.get("RANK", "0") == "0"
     try:
         code = main(argv)
     except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
+        if speak:
+            print(f"error: {error}", file=sys.stderr)
         code = 2
     except TrainingError as error:
-        print(f"error: {error}", file=sys.stderr)
+        if speak:
+            print(f"error: {error}", file=sys.stderr)
         code = 1
     sys.exit(code or 0)

@@ -15,12 +15,14 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
 from maml.checkpoint import load_checkpoint, save_checkpoint
 from maml.config import read_toml, to_toml
+from maml.distributed import ONE_PROCESS, Ranks
 from maml.errors import TrainingError
 from maml.provenance import append_history, run_record
 
@@ -43,9 +45,14 @@ class Clock:
 
 
 class FrontEnd(Protocol):
-    """What a front end's trainer supplies to :func:`run`."""
+    """What a front end's trainer supplies to :func:`run`.
+
+    Under torchrun every rank runs the loop; ``writer`` is None except on rank 0, and a front
+    end's collectives (all-reduces) must run on every rank, its writing on rank 0 alone.
+    """
 
     label: str  # the progress bar's
+    device: torch.device  # of the collectives (CUDA with NCCL, the CPU with gloo)
 
     def describe(self) -> str:
         """One line printed when the run starts."""
@@ -55,7 +62,9 @@ class FrontEnd(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
-    def iteration(self, iteration: int, writer: SummaryWriter, clock: Clock) -> dict[str, str]:
+    def iteration(
+        self, iteration: int, writer: SummaryWriter | None, clock: Clock
+    ) -> dict[str, str]:
         """One meta-iteration (0-based) and its logging; returns the progress bar's postfix."""
 
     def metrics(self) -> list[str]:
@@ -103,9 +112,20 @@ class Stopped(KeyboardInterrupt):
         self.signum, self.at_once = signum, at_once
 
 
-def run(front: FrontEnd, config: Any, run_dir: Path, resume: bool, iterations: int) -> Path:
-    """Train ``front`` for ``iterations`` in ``run_dir`` (or continue the run there)."""
+def run(
+    front: FrontEnd,
+    config: Any,
+    run_dir: Path,
+    resume: bool,
+    iterations: int,
+    ranks: Ranks = ONE_PROCESS,
+) -> Path:
+    """Train ``front`` for ``iterations`` in ``run_dir`` (or continue the run there).
+
+    Every rank loads the checkpoint; rank 0 alone writes the run's files and shows progress.
+    """
     path = run_dir / CHECKPOINT
+    main = ranks.main
     start, elapsed = 0, 0.0
     if resume and path.exists():
         state = load_checkpoint(path, map_location="cpu")
@@ -115,28 +135,34 @@ def run(front: FrontEnd, config: Any, run_dir: Path, resume: bool, iterations: i
         print(f"{run_dir} has no checkpoint yet (stopped while starting): starting it afresh")
         resume = False
     if start >= iterations:
-        print(f"{run_dir} has finished its {iterations} iterations already")
+        if main:
+            print(f"{run_dir} has finished its {iterations} iterations already")
         front.close()
         return path
-    _record_start(config, run_dir, resume)
+    if main:
+        _record_start(config, run_dir, resume)
     clock = Clock(elapsed)
     saved = start
 
     def checkpoint(done: int) -> None:
         nonlocal saved
-        state = {"iteration": done, "elapsed": clock(), **front.state_dict()}
-        save_checkpoint(path, {**state, "config": dataclasses.asdict(config)})
+        if main:
+            state = {"iteration": done, "elapsed": clock(), **front.state_dict()}
+            save_checkpoint(path, {**state, "config": dataclasses.asdict(config)})
         saved = done
 
-    writer = SummaryWriter(run_dir, purge_step=start if resume else None)
-    progress = tqdm(total=iterations, initial=start, desc=front.label, unit="it")
+    writer = SummaryWriter(run_dir, purge_step=start if resume else None) if main else None
+    progress = tqdm(total=iterations, initial=start, desc=front.label, unit="it", disable=not main)
     done = start
     try:
         with StopRequest() as stop:
             if not resume:
                 checkpoint(0)
-                _log_settings(writer, config, front.metrics())
-            progress.write(f"run {run_dir}: {front.describe()}", file=sys.stderr)
+                if writer is not None:
+                    _log_settings(writer, config, front.metrics())
+            if main:
+                where = f" on {ranks.world} ranks" if ranks.world > 1 else ""
+                progress.write(f"run {run_dir}{where}: {front.describe()}", file=sys.stderr)
             front.snapshot(writer, start)
             for iteration in range(start, iterations):
                 try:
@@ -150,16 +176,19 @@ def run(front: FrontEnd, config: Any, run_dir: Path, resume: bool, iterations: i
                 done = iteration + 1
                 progress.set_postfix(postfix, refresh=False)
                 progress.update(1)
-                if done == iterations or done % config.checkpoint_every == 0 or stop.signal:
+                # Every rank stops at the same iteration when any of them was asked to.
+                stopping = ranks.any(stop.signal is not None, front.device)
+                if done == iterations or done % config.checkpoint_every == 0 or stopping:
                     checkpoint(done)
-                if stop.signal and done < iterations:
+                if stopping and done < iterations:
                     front.snapshot(writer, done)
                     progress.close()
-                    print(f"stopped at iteration {done}; continue with --resume {run_dir}")
-                    raise Stopped(stop.signal)
+                    if main:
+                        print(f"stopped at iteration {done}; continue with --resume {run_dir}")
+                    raise Stopped(stop.signal or signal.SIGTERM)
             front.snapshot(writer, done)
     except Stopped as stopped:
-        if stopped.at_once:
+        if stopped.at_once and main:
             progress.close()
             print(
                 f"\nstopped at once; --resume {run_dir} continues from iteration {saved}",
@@ -168,7 +197,8 @@ def run(front: FrontEnd, config: Any, run_dir: Path, resume: bool, iterations: i
         raise
     finally:
         progress.close()
-        writer.close()
+        if writer is not None:
+            writer.close()
         front.close()
     return path
 

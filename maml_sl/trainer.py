@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils._pytree import tree_leaves, tree_map
 from torch.utils.tensorboard import SummaryWriter
 
+from maml import distributed
+from maml.distributed import ONE_PROCESS, Ranks
 from maml.errors import UsageError
 from maml.learner import MAML
 from maml.msl import msl_weights
 from maml.run_loop import Clock, NonFinite, run
-from maml.runs import resolve_device
 from maml.threads import ThreadBudget
 from maml_sl.config import TrainConfig
 from maml_sl.tasks import TaskSetup, make_task
@@ -43,8 +45,10 @@ def build_learner(config: TrainConfig, device: torch.device) -> tuple[MAML, Task
 class SupervisedTrainer:
     """The supervised front end of :func:`maml.run_loop.run`: Adam on the meta-loss."""
 
-    def __init__(self, config: TrainConfig, device: torch.device) -> None:
-        self.config, self.device, self.label = config, device, config.task
+    def __init__(
+        self, config: TrainConfig, device: torch.device, ranks: Ranks = ONE_PROCESS
+    ) -> None:
+        self.config, self.device, self.label, self.ranks = config, device, config.task, ranks
         self.learner, self.setup = build_learner(config, device)
         self.parameters = list(self.learner.parameters())
         self.optimizer = torch.optim.Adam(self.parameters, lr=config.meta_lr, foreach=True)
@@ -85,12 +89,18 @@ class SupervisedTrainer:
             f"val/query_{name}_after_{k}_steps" for name in names for k in VAL_STEPS
         ]
 
-    def iteration(self, iteration: int, writer: SummaryWriter, clock: Clock) -> dict[str, str]:
-        config, learner = self.config, self.learner
+    def iteration(
+        self, iteration: int, writer: SummaryWriter | None, clock: Clock
+    ) -> dict[str, str]:
+        config, learner, ranks = self.config, self.learner, self.ranks
         self.threads.update()
         generator_state, rng_state = self.generator.get_state(), torch.get_rng_state()
-        support, query = self.setup.sampler.sample(
-            config.meta_batch, config.shots, config.query, self.generator
+        # Every rank draws the iteration's tasks and keeps its block of them.
+        support, query = tree_map(
+            lambda x: x[ranks.share(config.meta_batch)],
+            self.setup.sampler.sample(
+                config.meta_batch, config.shots, config.query, self.generator
+            ),
         )
         weights = None
         if config.multi_step_loss:
@@ -99,8 +109,14 @@ class SupervisedTrainer:
             group["lr"] = meta_lr_at(config, iteration)
         self.optimizer.zero_grad(set_to_none=True)
         loss = learner.meta_backward(support, query, step_weights=weights)
+        grads = [p.grad for p in self.parameters if p.grad is not None]
+        if ranks.world > 1:  # this rank's mean, weighted by its share; summed over the ranks
+            weight = _task_count(support) / config.meta_batch
+            loss = loss * weight
+            torch._foreach_mul_(grads, weight)
+            ranks.sum([loss, *grads])
         # One host sync: a non-finite loss or gradient shows in this sum.
-        total = loss + sum(p.grad.sum() for p in self.parameters if p.grad is not None)
+        total = loss + sum(g.sum() for g in grads)
         if not torch.isfinite(total):
             self.generator.set_state(generator_state)
             torch.set_rng_state(rng_state)
@@ -115,24 +131,40 @@ class SupervisedTrainer:
         if done % config.log_every == 0 or last:
             now = time.perf_counter()
             mean_loss = float(summed) / count
+            adaptation = self._adaptation(support, query)  # a collective: on every rank
+            postfix["loss"] = f"{mean_loss:.4f}"
+            self.window = (now, 0.0, 0)
+        if writer is None:
+            return postfix
+        if done % config.log_every == 0 or last:
             writer.add_scalar("losses/meta_loss", mean_loss, done)
-            _log_adaptation(writer, learner, self.setup, support, query, done)
+            for m, name in enumerate(self.setup.measure_names):
+                before, after = adaptation[0, m].item(), adaptation[-1, m].item()
+                writer.add_scalar(f"losses/query_{name}_before_adaptation", before, done)
+                writer.add_scalar(f"losses/query_{name}_after_adaptation", after, done)
             writer.add_scalar("charts/meta_lr", self.optimizer.param_groups[0]["lr"], done)
             writer.add_scalar("charts/iterations_per_second", count / (now - started), done)
             writer.add_scalar("charts/wall_time", clock(), done)
             writer.add_scalar("charts/torch_threads", self.threads.threads, done)
             _log_inner_lrs(writer, learner, done)
-            postfix["loss"] = f"{mean_loss:.4f}"
-            self.window = (now, 0.0, 0)
         if done % config.val_every == 0 or last:
             _validate(writer, learner, self.setup, self.validation, done)
         if done % config.figure_every == 0 and not last:
             self.snapshot(writer, done)
         return postfix
 
-    def snapshot(self, writer: SummaryWriter, done: int) -> None:
+    def _adaptation(self, support, query) -> torch.Tensor:
+        """Query measures before and after the inner steps, averaged over the iteration's tasks
+        (over every rank's): (steps + 1, measures)."""
+        values = _measures(self.learner, self.setup, support, query, self.learner.inner_steps)
+        if self.ranks.world > 1:
+            values = values * (_task_count(support) / self.config.meta_batch)
+            self.ranks.sum([values])
+        return values
+
+    def snapshot(self, writer: SummaryWriter | None, done: int) -> None:
         """The fit on held-out tasks, where the family has a figure (the sinusoid)."""
-        if self.setup.figure is None:
+        if self.setup.figure is None or writer is None:
             return
         generator = torch.Generator().manual_seed(self.config.seed + VAL_SEED_OFFSET + 1)
         with torch.no_grad():
@@ -146,9 +178,20 @@ class SupervisedTrainer:
 
 
 def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
-    """Meta-train into ``run_dir``, or resume the run there; returns the checkpoint's path."""
-    trainer = SupervisedTrainer(config, resolve_device(config.device))
-    return run(trainer, config, run_dir, resume, config.iterations)
+    """Meta-train into ``run_dir``, or resume the run there; returns the checkpoint's path.
+
+    Under torchrun, every rank trains its share of each meta-batch (``maml.distributed``).
+    """
+    ranks, device = distributed.start(config.device, config.meta_batch)
+    try:
+        trainer = SupervisedTrainer(config, device, ranks)
+        return run(trainer, config, run_dir, resume, config.iterations, ranks)
+    finally:
+        distributed.stop()
+
+
+def _task_count(batch) -> int:
+    return tree_leaves(batch)[0].shape[0]
 
 
 def meta_lr_at(config: TrainConfig, iteration: int) -> float:
@@ -168,13 +211,6 @@ def _measures(learner: MAML, setup: TaskSetup, support, query, steps: int) -> to
     with torch.no_grad():
         values = learner.step_losses(support, query, steps=steps, measure=setup.measure)
     return (values if values.dim() == 3 else values.unsqueeze(-1)).mean(dim=0)
-
-
-def _log_adaptation(writer: SummaryWriter, learner: MAML, setup: TaskSetup, support, query, step):
-    values = _measures(learner, setup, support, query, learner.inner_steps)
-    for m, name in enumerate(setup.measure_names):
-        writer.add_scalar(f"losses/query_{name}_before_adaptation", values[0, m].item(), step)
-        writer.add_scalar(f"losses/query_{name}_after_adaptation", values[-1, m].item(), step)
 
 
 def _validate(writer: SummaryWriter, learner: MAML, setup: TaskSetup, tasks, step: int) -> None:
