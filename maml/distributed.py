@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from maml.errors import UsageError
+from maml.errors import TrainingError, UsageError
 from maml.runs import resolve_device
 
 # A rank that waits longer than this in a collective gives up with an error (a peer has died and
@@ -85,11 +87,37 @@ def start(device: str, tasks: int) -> tuple[Ranks, torch.device]:
         torch.cuda.set_device(chosen)
     if not dist.is_initialized():
         backend = "nccl" if chosen.type == "cuda" else "gloo"
-        dist.init_process_group(backend, timeout=TIMEOUT)
+        store, rank, size = next(dist.rendezvous("env://", timeout=TIMEOUT))
+        # torchrun's store outlives a restart of the ranks: keys of each attempt apart, or the
+        # new ranks read the dead ranks' addresses and fail to connect.
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        store = dist.PrefixStore(f"maml/attempt-{attempt}/", store)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=TIMEOUT)
     return Ranks(dist.get_rank(), dist.get_world_size()), chosen
 
 
-def stop() -> None:
-    """Leave the group (at the end of a run)."""
-    if dist.is_initialized():
-        dist.destroy_process_group()
+@contextmanager
+def group(ranks: Ranks) -> Iterator[None]:
+    """Train among ``ranks``, then leave the group. A collective that fails because a peer died
+    (torchrun then stops the others, and restarts them all with ``--max-restarts``) becomes a
+    one-line error instead of a traceback on every rank."""
+    try:
+        yield
+    except (RuntimeError, dist.DistError) as error:
+        if ranks.world == 1 or not _is_peer_failure(error):
+            raise
+        first = str(error).strip().splitlines()[0]
+        raise TrainingError(
+            f"rank {ranks.rank} lost its peers ({first}); the run continues from its last "
+            f"checkpoint when torchrun restarts the ranks, or with --resume"
+        ) from None
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _is_peer_failure(error: Exception) -> bool:
+    text = str(error)
+    return isinstance(error, dist.DistError) or any(
+        word in text for word in ("gloo", "Gloo", "NCCL", "Connection reset", "timed out")
+    )

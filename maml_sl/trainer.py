@@ -183,11 +183,9 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
     Under torchrun, every rank trains its share of each meta-batch (``maml.distributed``).
     """
     ranks, device = distributed.start(config.device, config.meta_batch)
-    try:
+    with distributed.group(ranks):
         trainer = SupervisedTrainer(config, device, ranks)
         return run(trainer, config, run_dir, resume, config.iterations, ranks)
-    finally:
-        distributed.stop()
 
 
 def _task_count(batch) -> int:

@@ -1,0 +1,152 @@
+"""Training under torchrun: 2 gloo ranks on this machine against one process."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from maml.checkpoint import load_checkpoint
+
+SINUSOID = ["-m", "maml_sl.train", "--meta-batch", "6", "--val-tasks", "4", "--device", "cpu"]
+SINUSOID += ["--log-every", "1", "--val-every", "3", "--checkpoint-every", "1"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MAML_COLLECTIVE_TIMEOUT": "60"}
+
+
+def start(command):
+    """A process in a session of its own, so that it and everything it starts can be killed."""
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        start_new_session=True,
+    )
+
+
+def finish(process, timeout=180):
+    """Wait for ``process`` (bounded), then make sure nothing it started is left."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def torchrun(args, ranks=2, timeout=180):
+    """Run a training command on ``ranks`` processes; its CompletedProcess."""
+    launch = ["--standalone", "--nproc-per-node", str(ranks)]
+    return finish(start([sys.executable, "-m", "torch.distributed.run", *launch, *args]), timeout)
+
+
+def single(args, timeout=180):
+    command = [sys.executable, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+def assert_same_learner(a, b, atol=1e-6):
+    first, second = load_checkpoint(a / "checkpoint.pt"), load_checkpoint(b / "checkpoint.pt")
+    assert first["iteration"] == second["iteration"]
+    for name, value in first["learner"].items():
+        torch.testing.assert_close(second["learner"][name], value, atol=atol, rtol=1e-5)
+
+
+def test_two_ranks_train_the_parameters_of_one_process(tmp_path):
+    args = [*SINUSOID, "--iterations", "4"]
+    one = single([*args, "--run-dir", str(tmp_path / "one")])
+    assert one.returncode == 0, one.stderr
+    two = torchrun([*args, "--run-dir", str(tmp_path / "two")])
+    assert two.returncode == 0, two.stderr
+    assert_same_learner(tmp_path / "one", tmp_path / "two")
+    assert "on 2 ranks" in two.stderr and two.stdout.count("done:") == 1
+
+
+def test_a_run_moves_between_one_and_two_ranks(tmp_path):
+    straight = tmp_path / "straight"
+    assert single([*SINUSOID, "--iterations", "6", "--run-dir", str(straight)]).returncode == 0
+    for first, then in ((torchrun, single), (single, torchrun)):
+        run = tmp_path / first.__name__
+        assert first([*SINUSOID, "--iterations", "3", "--run-dir", str(run)]).returncode == 0
+        resumed = then(["-m", "maml_sl.train", "--resume", str(run), "--iterations", "6"])
+        assert resumed.returncode == 0, resumed.stderr
+        assert_same_learner(straight, run)
+
+
+def test_a_meta_batch_smaller_than_the_ranks_is_one_line_on_rank_0(tmp_path):
+    result = torchrun([*SINUSOID, "--meta-batch", "1", "--run-dir", str(tmp_path / "run")])
+    assert result.returncode != 0
+    assert result.stderr.count("error: --meta-batch 1 is smaller than the 2 ranks") == 1
+    assert "Traceback" not in result.stderr.split("error:")[0]
+
+
+def test_a_killed_rank_is_restarted_and_the_run_finishes(tmp_path):
+    run = tmp_path / "run"
+    launch = ["--standalone", "--nproc-per-node", "2", "--max-restarts", "1"]
+    command = [sys.executable, "-m", "torch.distributed.run", *launch, *SINUSOID]
+    command += ["--iterations", "150", "--run-dir", str(run)]
+    process = start(command)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and _iteration(run) < 3:
+            time.sleep(0.1)
+        workers = _children(process.pid)
+        assert len(workers) == 2, workers
+        os.kill(workers[-1], signal.SIGKILL)
+    finally:
+        result = finish(process, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    err = result.stderr
+    assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 150
+    assert _restarted(run) and "lost its peers" in err
+    assert not _children(process.pid)
+
+
+def test_two_nodes_on_one_machine_train_as_one_process(tmp_path):
+    args = [*SINUSOID, "--iterations", "3"]
+    assert single([*args, "--run-dir", str(tmp_path / "one")]).returncode == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    nodes = []
+    for node in (0, 1):
+        launch = ["--nnodes", "2", "--node-rank", str(node), "--nproc-per-node", "1"]
+        launch += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}"]
+        launch += ["--rdzv-id", "test-nodes"]
+        command = [sys.executable, "-m", "torch.distributed.run", *launch, *args]
+        command += ["--run-dir", str(tmp_path / "two")]
+        nodes.append(start(command))
+    for node in nodes:
+        assert finish(node).returncode == 0
+    assert_same_learner(tmp_path / "one", tmp_path / "two")
+
+
+def _iteration(run):
+    """The run's checkpointed iteration, or -1 while it has none."""
+    try:
+        return load_checkpoint(run / "checkpoint.pt")["iteration"]
+    except Exception:  # not written yet, or being replaced
+        return -1
+
+
+def _restarted(run):
+    history = run / "history.toml"
+    return history.exists() and history.read_text().count('event = "resume"') >= 1
+
+
+def _children(pid):
+    result = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in result.stdout.split()]
+
+
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="torch.distributed is not available"
+)
