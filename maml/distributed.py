@@ -66,6 +66,14 @@ class Ranks:
 ONE_PROCESS = Ranks()
 
 
+def cores_per_rank() -> int | None:
+    """This rank's share of the machine's cores under torchrun (None: one process, all)."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if world_size() == 1 or local == 1:
+        return None
+    return max(1, len(os.sched_getaffinity(0)) // local)
+
+
 def world_size() -> int:
     """The number of ranks torchrun started (1 without torchrun)."""
     return int(os.environ.get("WORLD_SIZE", "1"))

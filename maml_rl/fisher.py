@@ -21,6 +21,7 @@ from torch import Tensor
 from torch.utils._pytree import tree_map
 
 from maml import MAML
+from maml.distributed import ONE_PROCESS, Ranks
 from maml.inner_loop import Params
 from maml_rl.episodes import Episodes
 from maml_rl.trpo import flat, unflat
@@ -85,6 +86,8 @@ def gauss_newton_fvp(
     tasks_per_product: int | None = 1,
     adapted: list[Params] | None = None,
     subsample: str = "episodes",
+    ranks: Ranks = ONE_PROCESS,
+    total_tasks: int | None = None,
 ) -> Callable[[Tensor], Tensor]:
     """``v -> (mean over tasks of J^T F J + damping I) v`` over the learner's meta-parameters.
 
@@ -98,15 +101,21 @@ def gauss_newton_fvp(
     (``None``: all; 1: a loop over tasks).
     ``adapted[k]``, when given, are every task's parameters after inner step k + 1 (as the
     sampler used them): the exact step values then need no gradient over all train episodes.
+    Under torchrun the episodes are this rank's block of ``total_tasks`` tasks
+    (``ranks.share``); every rank draws the same subsets of the whole batch and the products
+    are summed over the ranks.
     """
     if any(p.requires_grad for p in learner.inner_lr.parameters()):
         raise ValueError("the Gauss-Newton Fisher needs fixed inner step sizes, not learned ones")
     if subsample not in SUBSAMPLES:
         raise ValueError(f"subsample {subsample!r} is unknown; allowed: {', '.join(SUBSAMPLES)}")
+    total = total_tasks or valid.mask.shape[0]
     if subsample == "tasks" and fraction < 1:
-        tasks = valid.mask.shape[0]
-        index = torch.randperm(tasks, generator=generator)[: max(1, round(fraction * tasks))]
-        index = index.to(valid.mask.device)
+        chosen = torch.randperm(total, generator=generator)[: max(1, round(fraction * total))]
+        share = ranks.share(total)
+        mine = (chosen >= share.start) & (chosen < share.stop)
+        index = (chosen[mine] - share.start).to(valid.mask.device)
+        total = len(chosen)
         train = [_tasks(e, index) for e in train]
         valid = _tasks(valid, index)
         if adapted is not None:
@@ -116,8 +125,8 @@ def gauss_newton_fvp(
     lrs = [learner.inner_lr.at_step(k) for k in range(len(train))]
     subsets = [subset(e, fraction, generator) for e in train]
     valid_subset = subset(valid, fraction, generator)
-    task_count = valid.mask.shape[0]
-    size = task_count if tasks_per_product is None else tasks_per_product
+    task_count = valid.mask.shape[0]  # this rank's
+    size = max(task_count, 1) if tasks_per_product is None else tasks_per_product
     if size < 1:
         raise ValueError(f"tasks_per_product must be positive or None, got {tasks_per_product}")
     if adapted is not None and len(adapted) != len(train):
@@ -154,6 +163,7 @@ def gauss_newton_fvp(
         chunks.append((count, steps, _gradient(learner, kl, params, valid_part, True)))
 
     shapes = list(meta.values())
+    total_count = total
 
     def product(vector: Tensor) -> Tensor:
         v = unflat(vector, shapes)
@@ -167,6 +177,7 @@ def gauss_newton_fvp(
                 hw = _hvp(steps[k], w)
                 w = [x - lrs[k][n] * h for x, h, n in zip(w, hw, meta, strict=True)]
             total += flat([x.sum(0) for x in w])
-        return total / task_count + damping * vector
+        ranks.sum([total])
+        return total / total_count + damping * vector
 
     return product

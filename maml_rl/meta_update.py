@@ -9,6 +9,7 @@ import torch
 from torch.nn.utils import vector_to_parameters
 
 from maml import MAML, PerStep
+from maml.distributed import ONE_PROCESS, Ranks
 from maml.inner_loop import Params
 from maml_rl.episodes import Episodes
 from maml_rl.fisher import gauss_newton_fvp
@@ -58,6 +59,8 @@ def trpo_step(
     settings: TRPOSettings,
     generator: torch.Generator,
     adapted: list[Params] | None = None,
+    ranks: Ranks = ONE_PROCESS,
+    total_tasks: int | None = None,
 ) -> dict[str, float]:
     """One TRPO update of the meta-parameters; returns what to log.
 
@@ -67,18 +70,30 @@ def trpo_step(
     ``fisher_fraction`` of each task's train and valid episodes; the surrogate's gradient and the
     line search's surrogate and KL use all of them. ``adapted`` (each inner step's parameters,
     as ``sample_iteration`` returns them) saves the Fisher a gradient over all train episodes.
+
+    Under torchrun each rank holds its block of the ``total_tasks`` tasks (``ranks.share``): the
+    surrogate's gradient, every Fisher-vector product and the line search's surrogate and KL are
+    sums over the ranks, so conjugate gradient and the line search run the same on every rank.
     """
     policy = type(learner.model)
     measure = surrogate_and_kl(policy)
     support = PerStep(train)
     params = list(learner.meta_params().values())  # the order of the Fisher's vectors
+    local = valid.mask.shape[0]
+    share = local / (total_tasks or local)  # this rank's weight in a mean over all tasks
 
-    def measures(valid_episodes: Episodes) -> torch.Tensor:  # mean over tasks: [surrogate, kl]
+    def measures(valid_episodes: Episodes) -> torch.Tensor:  # this rank's part of the mean
         values = learner.step_losses(support, valid_episodes, record=False, measure=measure)
-        return values[:, -1].mean(dim=0)
+        return values[:, -1].mean(dim=0) * share
 
-    surrogate = measures(valid)[0]
-    gradient = flat(torch.autograd.grad(surrogate, params))
+    def summed(value: torch.Tensor) -> torch.Tensor:
+        value = value.detach().clone()
+        ranks.sum([value])
+        return value
+
+    local_surrogate = measures(valid)[0]
+    gradient = summed(flat(torch.autograd.grad(local_surrogate, params)))
+    surrogate = summed(local_surrogate)
     fvp = gauss_newton_fvp(
         learner,
         train,
@@ -90,6 +105,8 @@ def trpo_step(
         settings.fisher_tasks_per_product,
         adapted,
         settings.fisher_subsample,
+        ranks,
+        total_tasks,
     )
     if settings.direction == "gradient":
         direction = gradient
@@ -116,7 +133,7 @@ def trpo_step(
     def evaluate(fraction: float) -> tuple[float, float]:
         vector_to_parameters(start - fraction * full_step, params)
         with torch.no_grad():
-            surrogate_value, kl = measures(valid)
+            surrogate_value, kl = summed(measures(valid))
         return surrogate_value.item(), kl.item()
 
     result = line_search(

@@ -39,6 +39,10 @@ class Sampler:
     A Gaussian policy's initial standard deviation of 1 is then a tenth of a step there, not ten
     steps, and a MuJoCo env's control cost sees the torques it applies, not the raw samples.
     Episodes hold the policy's own actions. ``env_kwargs`` go to the env (``frame_skip``, say).
+
+    ``tasks`` (a slice of ``range(meta_batch)``) makes this sampler one rank's share of a
+    meta-batch: it draws every task and every random number of the whole batch and keeps its
+    block, so each of its episodes is the one a sampler of the whole batch would give.
     """
 
     def __init__(
@@ -50,11 +54,14 @@ class Sampler:
         nthread: int | None = None,
         torch_threads_while_sampling: int = 1,
         env_kwargs: dict | None = None,
+        tasks: slice | None = None,
     ) -> None:
-        self.meta_batch, self.rollouts = meta_batch, rollouts
+        self.all_tasks, self.rollouts = meta_batch, rollouts
+        self.share = tasks or slice(0, meta_batch)
+        self.meta_batch = self.share.stop - self.share.start  # the tasks sampled here
         self.env = BatchedTaskEnv(
             env,
-            meta_batch * rollouts,
+            self.meta_batch * rollouts,
             max_episode_steps=horizon,
             nthread=nthread,
             **(env_kwargs or {}),
@@ -65,7 +72,8 @@ class Sampler:
         self.steps_taken = 0
 
     def sample_tasks(self, rng: np.random.Generator) -> np.ndarray:
-        return self.env.sample_tasks(self.meta_batch, rng)
+        """This sampler's block of ``meta_batch`` tasks drawn from ``rng``."""
+        return self.env.sample_tasks(self.all_tasks, rng)[self.share]
 
     def set_tasks(self, tasks: np.ndarray) -> None:
         """Give task i to its ``rollouts`` copies."""
@@ -82,14 +90,23 @@ class Sampler:
                 return policy.batched(params, obs)
             return torch.func.functional_call(policy, params, (obs,))
 
+        def sample(outputs: Tensor) -> Tensor:
+            if tasks == self.all_tasks:
+                return policy.sample(outputs, generator)
+            # The whole batch's draws (a Gaussian's noise does not depend on its mean), then ours.
+            whole = outputs.new_zeros((self.all_tasks, *outputs.shape[1:]))
+            whole[self.share] = outputs
+            return policy.sample(whole, generator)[self.share]
+
         columns: dict[str, list[Tensor]] = {k: [] for k in ("obs", "act", "rew", "mask", "out")}
+        first = self.share.start * rollouts  # copy i of the whole batch resets from seed + i
         with torch_threads(self.threads), torch.no_grad():
-            obs, _ = self.env.reset(seed=seed)
+            obs, _ = self.env.reset(seed=[seed + first + i for i in range(tasks * rollouts)])
             alive = np.ones(tasks * rollouts, dtype=bool)
             for _ in range(horizon):
                 observations = torch.as_tensor(obs, dtype=torch.float32).view(tasks, rollouts, -1)
                 outputs = outputs_of(observations)
-                actions = policy.sample(outputs, generator)
+                actions = sample(outputs)
                 env_actions = actions.reshape(tasks * rollouts, -1).double().numpy()
                 if self._action_box is not None:
                     center, half, low, high = self._action_box

@@ -12,11 +12,12 @@ from torch.utils.tensorboard import SummaryWriter
 
 from envs import family_class
 from envs.mujoco_task import MujocoTaskEnv
+from maml import distributed
+from maml.distributed import ONE_PROCESS, Ranks
 from maml.errors import UsageError
 from maml.inner_loop import Params
 from maml.learner import MAML
 from maml.run_loop import Clock, NonFinite, run
-from maml.runs import resolve_device
 from maml.threads import ThreadBudget
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import Episodes, with_advantages
@@ -75,16 +76,19 @@ def build_learner(config: TrainConfig, device: torch.device) -> MAML:
     )
 
 
-def build(config: TrainConfig, device: torch.device) -> tuple[MAML, Sampler]:
-    """The sampler and a freshly initialised meta-learner around the policy."""
+def build(
+    config: TrainConfig, device: torch.device, ranks: Ranks = ONE_PROCESS
+) -> tuple[MAML, Sampler]:
+    """The sampler (of this rank's tasks) and a freshly initialised meta-learner."""
     learner = build_learner(config, device)
     sampler = Sampler(
         config.env,
         config.meta_batch,
         config.rollouts,
         horizon=config.horizon or None,
-        nthread=config.nthread or None,
+        nthread=config.nthread or distributed.cores_per_rank(),
         env_kwargs={"frame_skip": config.frame_skip} if config.frame_skip else None,
+        tasks=ranks.share(config.meta_batch),
     )
     return learner, sampler
 
@@ -143,9 +147,11 @@ def sample_iteration(
 class RLTrainer:
     """The RL front end of :func:`maml.run_loop.run`: sample, adapt, sample again, TRPO."""
 
-    def __init__(self, config: TrainConfig, device: torch.device) -> None:
-        self.config, self.device, self.label = config, device, config.env
-        self.learner, self.sampler = build(config, device)
+    def __init__(
+        self, config: TrainConfig, device: torch.device, ranks: Ranks = ONE_PROCESS
+    ) -> None:
+        self.config, self.device, self.label, self.ranks = config, device, config.env, ranks
+        self.learner, self.sampler = build(config, device, ranks)
         self.settings = trpo_settings(config, device)
         self.threads = ThreadBudget()
 
@@ -168,11 +174,13 @@ class RLTrainer:
         valid = [f"val/return_after_{k}_steps" for k in range(VAL_STEPS + 1)]
         return ["returns/before_adaptation", *(f"returns/after_{k}_steps" for k in steps), *valid]
 
-    def iteration(self, iteration: int, writer: SummaryWriter, clock: Clock) -> dict[str, str]:
+    def iteration(
+        self, iteration: int, writer: SummaryWriter | None, clock: Clock
+    ) -> dict[str, str]:
         config, learner, sampler = self.config, self.learner, self.sampler
         started = time.perf_counter()
         done = iteration + 1
-        writer.add_scalar("charts/torch_threads", self.threads.update(), done)
+        threads = self.threads.update()
         steps_before = sampler.steps_taken
         train_episodes, valid, adapted, times = sample_iteration(
             learner, sampler, config, iteration, self.device
@@ -181,21 +189,42 @@ class RLTrainer:
         generator = torch.Generator().manual_seed(int(seeds[-1]))  # Fisher subsets
         good = {k: v.clone() for k, v in learner.state_dict().items()}
         update_started = time.perf_counter()
-        stats = trpo_step(learner, train_episodes, valid, self.settings, generator, adapted)
+        stats = trpo_step(
+            learner,
+            train_episodes,
+            valid,
+            self.settings,
+            generator,
+            adapted,
+            self.ranks,
+            config.meta_batch,
+        )
         times["meta_update"] = time.perf_counter() - update_started
         finite = all(torch.isfinite(p).all() for p in learner.parameters())
         if not (finite and np.isfinite(stats["surrogate_before"])):
             learner.load_state_dict(good)
             raise NonFinite("the surrogate or the policy is not finite")
-        returns = [e.returns_per_episode().mean().item() for e in (*train_episodes, valid)]
-        env_steps = sampler.steps_taken - steps_before
+        returns = self._returns([*train_episodes, valid])
+        postfix = {"before": f"{returns[0]:.1f}", "after": f"{returns[-1]:.1f}"}
+        if writer is None:
+            return postfix
+        env_steps = (sampler.steps_taken - steps_before) * self.ranks.world
+        writer.add_scalar("charts/torch_threads", threads, done)
         _log(writer, done, returns, stats, times, env_steps, clock())
         # The whole iteration, logging included (benchmarks.speed_rl).
         writer.add_scalar("time/iteration_seconds", time.perf_counter() - started, done)
         every = config.val_every
         if every and (done % every == 0 or done == config.iterations):
             self.validate(writer, done)
-        return {"before": f"{returns[0]:.1f}", "after": f"{returns[-1]:.1f}"}
+        return postfix
+
+    def _returns(self, batches: list[Episodes]) -> list[float]:
+        """Mean return of each batch's episodes, over every rank's tasks."""
+        means = torch.stack([e.returns_per_episode().mean() for e in batches]).double()
+        if self.ranks.world > 1:
+            means *= self.sampler.meta_batch / self.config.meta_batch
+            self.ranks.sum([means])
+        return means.tolist()
 
     def validate(self, writer: SummaryWriter, done: int) -> None:
         """Returns after 0..VAL_STEPS inner steps on fixed held-out tasks (the test protocol's
@@ -219,7 +248,7 @@ class RLTrainer:
         writer.add_figure("val/returns_per_step", returns_figure(returns, title), done)
         writer.add_scalar("time/validation_seconds", time.perf_counter() - started, done)
 
-    def snapshot(self, writer: SummaryWriter, done: int) -> None:
+    def snapshot(self, writer: SummaryWriter | None, done: int) -> None:
         pass
 
     def close(self) -> None:
@@ -229,8 +258,10 @@ class RLTrainer:
 
 def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
     """Meta-train into ``run_dir``, or resume the run there; returns the checkpoint's path."""
-    trainer = RLTrainer(config, resolve_device(config.device))
-    return run(trainer, config, run_dir, resume, config.iterations)
+    ranks, device = distributed.start(config.device, config.meta_batch)
+    with distributed.group(ranks):
+        trainer = RLTrainer(config, device, ranks)
+        return run(trainer, config, run_dir, resume, config.iterations, ranks)
 
 
 def _log(writer, step, returns, stats, times, env_steps, wall) -> None:

@@ -53,11 +53,12 @@ def single(args, timeout=180):
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=ENV)
 
 
-def assert_same_learner(a, b, atol=1e-6):
+def assert_same_learner(a, b, atol=1e-6, skip=()):
     first, second = load_checkpoint(a / "checkpoint.pt"), load_checkpoint(b / "checkpoint.pt")
     assert first["iteration"] == second["iteration"]
     for name, value in first["learner"].items():
-        torch.testing.assert_close(second["learner"][name], value, atol=atol, rtol=1e-5)
+        if name not in skip:
+            torch.testing.assert_close(second["learner"][name], value, atol=atol, rtol=1e-5)
 
 
 def test_two_ranks_train_the_parameters_of_one_process(tmp_path):
@@ -68,6 +69,48 @@ def test_two_ranks_train_the_parameters_of_one_process(tmp_path):
     assert two.returncode == 0, two.stderr
     assert_same_learner(tmp_path / "one", tmp_path / "two")
     assert "on 2 ranks" in two.stderr and two.stdout.count("done:") == 1
+
+
+def test_two_ranks_train_omniglot_as_one_process(tmp_path):
+    from tests.omniglot_fixture import write_omniglot
+
+    data = tmp_path / "omniglot"
+    write_omniglot(data, "images_background", alphabets=3, characters=4, seed=0)
+    write_omniglot(data, "images_evaluation", alphabets=2, characters=3, seed=1)
+    args = ["-m", "maml_sl.train", "--task", "omniglot", "--data", str(data), "--ways", "3"]
+    args += ["--shots", "1", "--query", "2", "--meta-batch", "4", "--iterations", "3"]
+    args += ["--filters", "8", "--val-tasks", "3", "--device", "cpu", "--inner-lr", "0.4"]
+    args += ["--train-on", "images_background", "--test-on", "images_evaluation"]
+    assert single([*args, "--run-dir", str(tmp_path / "one")]).returncode == 0
+    two = torchrun([*args, "--run-dir", str(tmp_path / "two")])
+    assert two.returncode == 0, two.stderr[-2000:]
+    # A conv bias just before BatchNorm has a meta-gradient of exactly zero, in float32 a
+    # rounding residue that Adam scales up to full steps: it differs with the order of any sum,
+    # between two runs of one process on different thread counts too. The rest must agree.
+    before_batchnorm = [f"model.{i}.bias" for i in (0, 3, 6, 9)]
+    assert_same_learner(tmp_path / "one", tmp_path / "two", atol=1e-6, skip=before_batchnorm)
+
+
+@pytest.mark.parametrize("env", ["navigation-2d", "halfcheetah-vel"])
+def test_two_ranks_train_a_policy_as_one_process(tmp_path, env):
+    # Three conjugate-gradient iterations and some damping: ten amplify the float rounding of a
+    # sum's order (one process's runs differ as much between thread counts).
+    args = ["-m", "maml_rl.train", "--env", env, "--meta-batch", "4", "--rollouts", "3"]
+    args += ["--horizon", "10", "--hidden", "16", "--device", "cpu", "--nthread", "1"]
+    args += [
+        "--iterations",
+        "3",
+        "--val-every",
+        "0",
+        "--cg-iterations",
+        "3",
+        "--cg-damping",
+        "0.01",
+    ]
+    assert single([*args, "--run-dir", str(tmp_path / "one")]).returncode == 0
+    two = torchrun([*args, "--run-dir", str(tmp_path / "two")])
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert_same_learner(tmp_path / "one", tmp_path / "two", atol=1e-5)
 
 
 def test_a_run_moves_between_one_and_two_ranks(tmp_path):
