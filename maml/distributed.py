@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,12 +28,15 @@ from maml.runs import resolve_device
 TIMEOUT = datetime.timedelta(seconds=int(os.environ.get("MAML_COLLECTIVE_TIMEOUT", "300")))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Ranks:
-    """This process's place among the ranks of a run."""
+    """This process's place among the ranks of a run, and its traffic so far: the seconds
+    spent in all-reduces and the bytes they carried (for the logs and benchmarks)."""
 
     rank: int = 0
     world: int = 1
+    seconds: float = 0.0
+    bytes: int = 0
 
     @property
     def main(self) -> bool:
@@ -47,12 +51,15 @@ class Ranks:
         """Sum each tensor over the ranks, in place (one flat all-reduce)."""
         if self.world == 1 or not tensors:
             return
+        started = time.perf_counter()
         flat = torch.cat([t.reshape(-1) for t in tensors])
         dist.all_reduce(flat)
+        self.bytes += flat.numel() * flat.element_size()
         offset = 0
         for t in tensors:
             t.copy_(flat[offset : offset + t.numel()].view_as(t))
             offset += t.numel()
+        self.seconds += time.perf_counter() - started
 
     def any(self, flag: bool, device: torch.device) -> bool:
         """Whether ``flag`` is true on any rank (the same answer on every rank)."""

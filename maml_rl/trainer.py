@@ -182,6 +182,7 @@ class RLTrainer:
         done = iteration + 1
         threads = self.threads.update()
         steps_before = sampler.steps_taken
+        traffic = (self.ranks.seconds, self.ranks.bytes)
         train_episodes, valid, adapted, times = sample_iteration(
             learner, sampler, config, iteration, self.device
         )
@@ -210,6 +211,9 @@ class RLTrainer:
             return postfix
         env_steps = (sampler.steps_taken - steps_before) * self.ranks.world
         writer.add_scalar("charts/torch_threads", threads, done)
+        if self.ranks.world > 1:  # rank 0's all-reduces: transfer, and waiting for the others
+            times["collectives"] = self.ranks.seconds - traffic[0]
+            writer.add_scalar("charts/bytes_all_reduced", self.ranks.bytes - traffic[1], done)
         _log(writer, done, returns, stats, times, env_steps, clock())
         # The whole iteration, logging included (benchmarks.speed_rl).
         writer.add_scalar("time/iteration_seconds", time.perf_counter() - started, done)

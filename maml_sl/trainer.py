@@ -58,6 +58,7 @@ class SupervisedTrainer:
         self.validation = _fixed_validation_tasks(self.setup, config)
         self.threads = ThreadBudget()
         self.window = (time.perf_counter(), 0.0, 0)  # start, summed loss, iterations
+        self.traffic = (0.0, 0)  # the ranks' collective seconds and bytes at the window's start
 
     def describe(self) -> str:
         path = f"meta-objective path {self.learner.path} ({self.learner.path_reason})"
@@ -147,6 +148,15 @@ class SupervisedTrainer:
             writer.add_scalar("charts/wall_time", clock(), done)
             writer.add_scalar("charts/torch_threads", self.threads.threads, done)
             _log_inner_lrs(writer, learner, done)
+            if self.ranks.world > 1:  # per iteration: rank 0's all-reduces, waiting included
+                seconds, sent = self.ranks.seconds, self.ranks.bytes
+                writer.add_scalar(
+                    "time/collective_seconds", (seconds - self.traffic[0]) / count, done
+                )
+                writer.add_scalar(
+                    "charts/bytes_all_reduced", (sent - self.traffic[1]) / count, done
+                )
+                self.traffic = (seconds, sent)
         if done % config.val_every == 0 or last:
             _validate(writer, learner, self.setup, self.validation, done)
         if done % config.figure_every == 0 and not last:
