@@ -31,12 +31,13 @@ TIMEOUT = datetime.timedelta(seconds=int(os.environ.get("MAML_COLLECTIVE_TIMEOUT
 @dataclass
 class Ranks:
     """This process's place among the ranks of a run, and its traffic so far: the seconds
-    spent in all-reduces and the bytes they carried (for the logs and benchmarks)."""
+    spent in all-reduces, the bytes they carried and their number (for logs and benchmarks)."""
 
     rank: int = 0
     world: int = 1
     seconds: float = 0.0
     bytes: int = 0
+    calls: int = 0
 
     @property
     def main(self) -> bool:
@@ -55,6 +56,7 @@ class Ranks:
         flat = torch.cat([t.reshape(-1) for t in tensors])
         dist.all_reduce(flat)
         self.bytes += flat.numel() * flat.element_size()
+        self.calls += 1
         offset = 0
         for t in tensors:
             t.copy_(flat[offset : offset + t.numel()].view_as(t))

@@ -182,7 +182,7 @@ class RLTrainer:
         done = iteration + 1
         threads = self.threads.update()
         steps_before = sampler.steps_taken
-        traffic = (self.ranks.seconds, self.ranks.bytes)
+        traffic = (self.ranks.seconds, self.ranks.bytes, self.ranks.calls)
         train_episodes, valid, adapted, times = sample_iteration(
             learner, sampler, config, iteration, self.device
         )
@@ -214,6 +214,7 @@ class RLTrainer:
         if self.ranks.world > 1:  # rank 0's all-reduces: transfer, and waiting for the others
             times["collectives"] = self.ranks.seconds - traffic[0]
             writer.add_scalar("charts/bytes_all_reduced", self.ranks.bytes - traffic[1], done)
+            writer.add_scalar("charts/all_reduces", self.ranks.calls - traffic[2], done)
         _log(writer, done, returns, stats, times, env_steps, clock())
         # The whole iteration, logging included (benchmarks.speed_rl).
         writer.add_scalar("time/iteration_seconds", time.perf_counter() - started, done)

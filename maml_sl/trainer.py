@@ -58,7 +58,7 @@ class SupervisedTrainer:
         self.validation = _fixed_validation_tasks(self.setup, config)
         self.threads = ThreadBudget()
         self.window = (time.perf_counter(), 0.0, 0)  # start, summed loss, iterations
-        self.traffic = (0.0, 0)  # the ranks' collective seconds and bytes at the window's start
+        self.traffic = (0.0, 0, 0)  # the ranks' collective seconds, bytes and calls so far
 
     def describe(self) -> str:
         path = f"meta-objective path {self.learner.path} ({self.learner.path_reason})"
@@ -151,12 +151,14 @@ class SupervisedTrainer:
             if self.ranks.world > 1:  # per iteration: rank 0's all-reduces, waiting included
                 seconds, sent = self.ranks.seconds, self.ranks.bytes
                 writer.add_scalar(
-                    "time/collective_seconds", (seconds - self.traffic[0]) / count, done
+                    "time/collectives_seconds", (seconds - self.traffic[0]) / count, done
                 )
                 writer.add_scalar(
                     "charts/bytes_all_reduced", (sent - self.traffic[1]) / count, done
                 )
-                self.traffic = (seconds, sent)
+                calls = (self.ranks.calls - self.traffic[2]) / count
+                writer.add_scalar("charts/all_reduces", calls, done)
+                self.traffic = (seconds, sent, self.ranks.calls)
         if done % config.val_every == 0 or last:
             _validate(writer, learner, self.setup, self.validation, done)
         if done % config.figure_every == 0 and not last:

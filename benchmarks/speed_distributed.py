@@ -1,0 +1,204 @@
+"""Meta-iterations under torchrun: time, throughput, and what the all-reduces cost, on 1 and more
+ranks of this machine; then, on paper, the iteration time expected on many machines.
+
+    python -m benchmarks.speed_distributed [--ranks 1 2] [--workloads omniglot-20way
+        halfcheetah-vel] [--data ../shared/data/omniglot] [--warmup 1] [--iterations 4]
+        [--bandwidth 10e9] [--latency 50e-6] [--write]
+
+Each cell launches the training command itself (``torchrun --standalone --nproc-per-node R``,
+gloo, the preset as shipped, validation off) into a scratch run folder and reads every timed
+iteration from rank 0's TensorBoard log: the iteration's wall time, the time rank 0 spent in
+all-reduces (the transfer and the wait for the slowest rank), their number and bytes. Compute is
+the rest. Ranks share this machine's cores (each gets its share of MuJoCo's threads and torch's).
+
+The projection to N machines assumes a ring all-reduce over a network of ``--bandwidth`` bytes/s
+with ``--latency`` seconds per message step: ``2 (N - 1) / N * bytes / bandwidth + 2 (N - 1) *
+latency`` per all-reduce, and compute that divides by the ranks except what every rank repeats
+(the conjugate gradient's vector work, the optimizer step): from 1 and 2 ranks, ``compute(N) =
+split / N + replicated``. On 2 cores the 2-rank compute runs one thread per rank where 1 rank ran
+two, so the split is a coarse estimate: the projection says what grows, not a promise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from benchmarks.results import write_section
+from maml.presets import read_preset
+
+WORKLOADS = {
+    # name: (training module, the flags that pick its preset)
+    "omniglot-20way": ("maml_sl.train", ["--config", "omniglot-20way"]),
+    "halfcheetah-vel": ("maml_rl.train", ["--env", "halfcheetah-vel"]),
+    "sinusoid": ("maml_sl.train", ["--task", "sinusoid"]),  # a quick check of the mechanics
+}
+PROJECTED_RANKS = (8, 32, 128)
+
+
+@dataclass
+class Cell:
+    """Medians over the timed iterations of one workload on one number of ranks."""
+
+    ranks: int
+    seconds: float
+    collective_seconds: float
+    bytes: float
+    calls: float
+
+    @property
+    def compute(self) -> float:
+        return self.seconds - self.collective_seconds
+
+
+def run_cell(workload: str, ranks: int, args: argparse.Namespace) -> Cell:
+    module, flags = WORKLOADS[workload]
+    rl = module.startswith("maml_rl")
+    total = args.warmup + args.iterations
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc-per-node", str(ranks), "-m", module, *flags]
+    command += ["--iterations", str(total), "--checkpoint-every", str(10 * total)]
+    if rl:
+        command += ["--val-every", "0"]
+    else:
+        command += ["--log-every", "1", "--val-every", str(10 * total)]
+        command += ["--figure-every", str(10 * total)]
+        if workload.startswith("omniglot"):
+            command += ["--data", args.data, "--cache-dir", args.cache]
+    with tempfile.TemporaryDirectory() as folder:
+        result = subprocess.run(
+            [*command, "--run-dir", folder], capture_output=True, text=True, env=_environment()
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+        events = EventAccumulator(folder).Reload()
+    tags = set(events.Tags()["scalars"])
+
+    def median(tag: str) -> float:
+        """The tag's median over the timed iterations (0 where one rank logs none)."""
+        if tag not in tags:
+            return 0.0
+        return statistics.median(e.value for e in events.Scalars(tag) if e.step > args.warmup)
+
+    if rl:
+        seconds = median("time/iteration_seconds")
+    else:
+        seconds = 1 / median("charts/iterations_per_second")
+    return Cell(
+        ranks,
+        seconds,
+        median("time/collectives_seconds"),
+        median("charts/bytes_all_reduced"),
+        median("charts/all_reduces"),
+    )
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("OMP_NUM_THREADS", None)  # each rank sizes its own threads (maml.threads)
+    return env
+
+
+def meta_batch(workload: str) -> int:
+    module, flags = WORKLOADS[workload]
+    name = flags[1]
+    preset = read_preset(name)
+    if "task" in preset and preset["task"] != name:
+        preset = {**read_preset(preset["task"]), **preset}
+    return int(preset.get("meta_batch", 25 if module.startswith("maml_sl") else 40))
+
+
+def ring_seconds(ranks: int, cell: Cell, bandwidth: float, latency: float) -> float:
+    """An iteration's all-reduces over a ring of ``ranks`` machines."""
+    if ranks == 1:
+        return 0.0
+    per_call_bytes = cell.bytes / max(cell.calls, 1)
+    per_call = 2 * (ranks - 1) / ranks * per_call_bytes / bandwidth + 2 * (ranks - 1) * latency
+    return cell.calls * per_call
+
+
+def report(workload: str, cells: list[Cell], args: argparse.Namespace) -> list[str]:
+    tasks = meta_batch(workload)
+    lines = [
+        f"### {workload} (meta-batch {tasks})",
+        "",
+        "| ranks | iteration (s) | compute (s) | in all-reduces (s) | all-reduces | MB "
+        "all-reduced | tasks/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for cell in cells:
+        lines.append(
+            f"| {cell.ranks} | {cell.seconds:.3f} | {cell.compute:.3f} | "
+            f"{cell.collective_seconds:.3f} | {cell.calls:.0f} | {cell.bytes / 1e6:.2f} | "
+            f"{tasks / cell.seconds:.1f} |"
+        )
+    by_ranks = {c.ranks: c for c in cells}
+    if 1 in by_ranks and 2 in by_ranks:
+        one, two = by_ranks[1], by_ranks[2]
+        split = max(2 * (one.compute - two.compute), 0.0)
+        replicated = max(one.compute - split, 0.0)
+        lines += [
+            "",
+            f"Compute split by task {split:.3f} s, repeated on every rank {replicated:.3f} s "
+            f"(from 1 and 2 ranks). On paper, over {args.bandwidth / 1e9:g} GB/s with "
+            f"{args.latency * 1e6:g} us per message step:",
+            "",
+            "| ranks | compute (s) | all-reduces (s) | iteration (s) | meta-batch where "
+            "all-reduces pass compute |",
+            "|---|---|---|---|---|",
+        ]
+        per_task = split / tasks
+        for n in PROJECTED_RANKS:
+            compute = split / n + replicated
+            comm = ring_seconds(n, two, args.bandwidth, args.latency)
+            crossover = (
+                "-" if per_task == 0 else f"{max(n * (comm - replicated) / per_task, 0):.0f}"
+            )
+            lines.append(
+                f"| {n} | {compute:.3f} | {comm:.4f} | {compute + comm:.3f} | {crossover} |"
+            )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--workloads",
+        nargs="+",
+        choices=sorted(WORKLOADS),
+        default=["omniglot-20way", "halfcheetah-vel"],
+    )
+    parser.add_argument("--data", default="../shared/data/omniglot", help="Omniglot's folder")
+    parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "maml-omniglot"))
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--bandwidth", type=float, default=10e9, help="bytes/s of the network")
+    parser.add_argument("--latency", type=float, default=50e-6, help="seconds per message step")
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    lines = [
+        f"Median of {args.iterations} iterations after {args.warmup} of warm-up, each cell a "
+        "fresh `torchrun --standalone` of the training command (gloo); 'in all-reduces' is rank "
+        "0's time in them, transfer and waiting for the slowest rank; compute is the rest.",
+        "",
+    ]
+    for workload in args.workloads:
+        cells = [run_cell(workload, r, args) for r in args.ranks]
+        lines += report(workload, cells, args) + [""]
+    body = "\n".join(lines)
+    print(body)
+    if args.write:
+        write_section("speed_distributed", body, __spec__.name)
+
+
+if __name__ == "__main__":
+    main()
