@@ -124,6 +124,18 @@ def test_a_run_moves_between_one_and_two_ranks(tmp_path):
         assert_same_learner(straight, run)
 
 
+def test_an_rl_run_resumes_on_another_number_of_ranks(tmp_path):
+    args = ["-m", "maml_rl.train", "--env", "navigation-2d", "--meta-batch", "4", "--hidden", "16"]
+    args += ["--rollouts", "3", "--horizon", "10", "--device", "cpu", "--nthread", "1"]
+    args += ["--val-every", "0", "--cg-iterations", "3", "--cg-damping", "0.01"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert single([*args, "--iterations", "4", "--run-dir", str(straight)]).returncode == 0
+    assert torchrun([*args, "--iterations", "2", "--run-dir", str(split)]).returncode == 0
+    resumed = single(["-m", "maml_rl.train", "--resume", str(split), "--iterations", "4"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_learner(straight, split, atol=1e-5)
+
+
 def test_a_meta_batch_smaller_than_the_ranks_is_one_line_on_rank_0(tmp_path):
     result = torchrun([*SINUSOID, "--meta-batch", "1", "--run-dir", str(tmp_path / "run")])
     assert result.returncode != 0
