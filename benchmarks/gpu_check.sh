@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The short GPU check for a session lent a CUDA machine: the CUDA tests, then the GPU rows of the
 # speed benchmarks (RL meta-iteration on cuda against cpu on the same machine, Omniglot paths,
-# sinusoid), written into benchmarks/RESULTS.md, which is copied to $OUT after every step. That
+# sinusoid), written into benchmarks/RESULTS.md, which is copied to $OUT after every step; with
+# the argument `distributed`, the torchrun checks of issue 19 instead. That
 # machine has no network: wheels for what its image lacks (gymnasium, mujoco, higher, torchopt)
 # travel in .whl/ (see the device tool's notes); without .whl/ the project is pip-installed.
 set -uo pipefail
@@ -26,6 +27,18 @@ step() {
 }
 nvidia-smi -L
 $PY -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"
+if [ "${1:-}" = "distributed" ]; then
+    # Issue 19's checks: the RL preset on 1, 2, 4 and 8 CPU ranks (16 cores), then Omniglot on
+    # the GPU with 1 rank against 2 sharing it (data in shared/, if the checkout carries it).
+    step 60 $PY -m pytest -q -p no:cacheprovider -m cuda tests
+    step 300 $PY -m benchmarks.speed_distributed --workloads halfcheetah-vel --ranks 1 2 4 8 \
+        --iterations 3 --write
+    if [ -d shared/data/omniglot ]; then
+        step 240 $PY -m benchmarks.speed_distributed --workloads omniglot-20way --ranks 1 2 \
+            --device cuda --data shared/data/omniglot --iterations 5 --write
+    fi
+    exit 0
+fi
 step 60 $PY -m pytest -q -p no:cacheprovider -m cuda tests
 step 150 $PY -m benchmarks.speed_rl --device cuda --iterations 3 --compare-fractions 1.0 0.2 --write
 step 140 $PY -m benchmarks.speed_omniglot --device cuda --repeats 5 --write

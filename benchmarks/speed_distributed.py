@@ -66,6 +66,7 @@ def run_cell(workload: str, ranks: int, args: argparse.Namespace) -> Cell:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += ["--nproc-per-node", str(ranks), "-m", module, *flags]
     command += ["--iterations", str(total), "--checkpoint-every", str(10 * total)]
+    command += ["--device", args.device]
     if rl:
         command += ["--val-every", "0"]
     else:
@@ -177,6 +178,7 @@ def main() -> None:
         choices=sorted(WORKLOADS),
         default=["omniglot-20way", "halfcheetah-vel"],
     )
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--data", default="../shared/data/omniglot", help="Omniglot's folder")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "maml-omniglot"))
     parser.add_argument("--warmup", type=int, default=1)
@@ -186,9 +188,9 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
     lines = [
-        f"Median of {args.iterations} iterations after {args.warmup} of warm-up, each cell a "
-        "fresh `torchrun --standalone` of the training command (gloo); 'in all-reduces' is rank "
-        "0's time in them, transfer and waiting for the slowest rank; compute is the rest.",
+        f"Median of {args.iterations} iterations after {args.warmup} of warm-up on {args.device}, "
+        "each cell a fresh `torchrun --standalone` of the training command; 'in all-reduces' is "
+        "rank 0's time in them, transfer and waiting for the slowest rank; compute is the rest.",
         "",
     ]
     for workload in args.workloads:
@@ -197,7 +199,7 @@ def main() -> None:
     body = "\n".join(lines)
     print(body)
     if args.write:
-        write_section("speed_distributed", body, __spec__.name)
+        write_section(f"speed_distributed ({args.device})", body, __spec__.name)
 
 
 if __name__ == "__main__":

@@ -99,11 +99,16 @@ def start(device: str, tasks: int) -> tuple[Ranks, torch.device]:
             f"--meta-batch {tasks} is smaller than the {world} ranks: each rank needs a task"
         )
     chosen = resolve_device(device)
+    backend = "gloo"
     if chosen.type == "cuda":
-        chosen = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        # The GPU of the local rank; ranks beyond the GPUs share them, which NCCL refuses (one
+        # rank per GPU), so they talk over gloo, which reduces CUDA tensors through the host.
+        gpus, local = torch.cuda.device_count(), int(os.environ.get("LOCAL_RANK", "0"))
+        chosen = torch.device("cuda", local % gpus)
         torch.cuda.set_device(chosen)
+        if int(os.environ.get("LOCAL_WORLD_SIZE", "1")) <= gpus:
+            backend = "nccl"
     if not dist.is_initialized():
-        backend = "nccl" if chosen.type == "cuda" else "gloo"
         store, rank, size = next(dist.rendezvous("env://", timeout=TIMEOUT))
         # torchrun's store outlives a restart of the ranks: keys of each attempt apart, or the
         # new ranks read the dead ranks' addresses and fail to connect.

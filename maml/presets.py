@@ -7,25 +7,38 @@ installed wheel reads the same files as a checkout (``importlib.resources``).
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from maml.config import parse_toml
 from maml.errors import UsageError
 
+if TYPE_CHECKING:
+    from importlib.abc import Traversable
+
 PACKAGE = "maml_configs"
+
+
+def _folder() -> Traversable:
+    """The installed presets, or a source checkout's ``configs/`` when the toolkit runs from one
+    without being installed (``PYTHONPATH=checkout``)."""
+    try:
+        return resources.files(PACKAGE)
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[1] / "configs"
 
 
 def preset_names() -> list[str]:
     """Names of the shipped presets (``configs/<name>.toml``)."""
     return sorted(
         entry.name.removesuffix(".toml")
-        for entry in resources.files(PACKAGE).iterdir()
+        for entry in _folder().iterdir()
         if entry.name.endswith(".toml")
     )
 
 
 def has_preset(name: str) -> bool:
-    return resources.files(PACKAGE).joinpath(f"{name}.toml").is_file()
+    return _folder().joinpath(f"{name}.toml").is_file()
 
 
 def read_preset(name: str) -> dict[str, Any]:
@@ -35,5 +48,5 @@ def read_preset(name: str) -> dict[str, Any]:
             f"no preset named {name!r}; the presets are {', '.join(preset_names())} (is the "
             f"package installed whole? they ship as {PACKAGE})"
         )
-    text = resources.files(PACKAGE).joinpath(f"{name}.toml").read_text(encoding="utf-8")
+    text = _folder().joinpath(f"{name}.toml").read_text(encoding="utf-8")
     return parse_toml(text, f"preset {name}")

@@ -130,3 +130,13 @@ def test_a_failed_start_leaves_no_empty_run_directory(tmp_path):
     with pytest.raises(UsageError):
         run_training(failing, None, written, False)
     assert (written / "config.toml").is_file()
+
+
+def test_presets_come_from_a_source_checkout_when_not_installed(monkeypatch):
+    import sys
+
+    from maml.presets import preset_names, read_preset
+
+    monkeypatch.setitem(sys.modules, "maml_configs", None)  # as if only on PYTHONPATH
+    assert "halfcheetah-vel" in preset_names()
+    assert read_preset("navigation-2d")["meta_batch"] == 20
