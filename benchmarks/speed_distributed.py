@@ -32,6 +32,7 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from benchmarks.quality_omniglot import DATA, TEST_ON, TRAIN_ON
 from benchmarks.results import write_section
 from maml.presets import read_preset
 
@@ -72,8 +73,9 @@ def run_cell(workload: str, ranks: int, args: argparse.Namespace) -> Cell:
     else:
         command += ["--log-every", "1", "--val-every", str(10 * total)]
         command += ["--figure-every", str(10 * total)]
-        if workload.startswith("omniglot"):
+        if workload.startswith("omniglot"):  # quality_omniglot's sets
             command += ["--data", args.data, "--cache-dir", args.cache]
+            command += ["--train-on", TRAIN_ON, "--test-on", TEST_ON]
     with tempfile.TemporaryDirectory() as folder:
         result = subprocess.run(
             [*command, "--run-dir", folder], capture_output=True, text=True, env=_environment()
@@ -179,7 +181,7 @@ def main() -> None:
         default=["omniglot-20way", "halfcheetah-vel"],
     )
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--data", default="../shared/data/omniglot", help="Omniglot's folder")
+    parser.add_argument("--data", default=str(DATA), help="Omniglot's folder")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "maml-omniglot"))
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=4)
