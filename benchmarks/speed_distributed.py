@@ -34,7 +34,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from benchmarks.quality_omniglot import DATA, TEST_ON, TRAIN_ON
 from benchmarks.results import write_section
-from maml.presets import read_preset
+from maml.config import read_toml
 
 WORKLOADS = {
     # name: (training module, the flags that pick its preset)
@@ -50,6 +50,7 @@ class Cell:
     """Medians over the timed iterations of one workload on one number of ranks."""
 
     ranks: int
+    tasks: int  # the meta-batch, as the run's config.toml has it
     seconds: float
     collective_seconds: float
     bytes: float
@@ -83,6 +84,7 @@ def run_cell(workload: str, ranks: int, args: argparse.Namespace) -> Cell:
         if result.returncode != 0:
             raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
         events = EventAccumulator(folder).Reload()
+        tasks = read_toml(Path(folder) / "config.toml")["meta_batch"]
     tags = set(events.Tags()["scalars"])
 
     def median(tag: str) -> float:
@@ -97,6 +99,7 @@ def run_cell(workload: str, ranks: int, args: argparse.Namespace) -> Cell:
         seconds = 1 / median("charts/iterations_per_second")
     return Cell(
         ranks,
+        tasks,
         seconds,
         median("time/collectives_seconds"),
         median("charts/bytes_all_reduced"),
@@ -110,15 +113,6 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def meta_batch(workload: str) -> int:
-    module, flags = WORKLOADS[workload]
-    name = flags[1]
-    preset = read_preset(name)
-    if "task" in preset and preset["task"] != name:
-        preset = {**read_preset(preset["task"]), **preset}
-    return int(preset.get("meta_batch", 25 if module.startswith("maml_sl") else 40))
-
-
 def ring_seconds(ranks: int, cell: Cell, bandwidth: float, latency: float) -> float:
     """An iteration's all-reduces over a ring of ``ranks`` machines."""
     if ranks == 1:
@@ -129,7 +123,7 @@ def ring_seconds(ranks: int, cell: Cell, bandwidth: float, latency: float) -> fl
 
 
 def report(workload: str, cells: list[Cell], args: argparse.Namespace) -> list[str]:
-    tasks = meta_batch(workload)
+    tasks = cells[0].tasks
     lines = [
         f"### {workload} (meta-batch {tasks})",
         "",
