@@ -14,9 +14,11 @@ the rest. Ranks share this machine's cores (each gets its share of MuJoCo's thre
 The projection to N machines assumes a ring all-reduce over a network of ``--bandwidth`` bytes/s
 with ``--latency`` seconds per message step: ``2 (N - 1) / N * bytes / bandwidth + 2 (N - 1) *
 latency`` per all-reduce, and compute that divides by the ranks except what every rank repeats
-(the conjugate gradient's vector work, the optimizer step): from 1 and 2 ranks, ``compute(N) =
-split / N + replicated``. On 2 cores the 2-rank compute runs one thread per rank where 1 rank ran
-two, so the split is a coarse estimate: the projection says what grows, not a promise.
+(drawing the whole meta-batch's tasks, the conjugate gradient's vector work, the optimizer step):
+``compute(N) = split / N + repeated``. The two parts come from one more cell, a single rank pinned
+to the cores each rank of the largest group gets (``split + repeated``), against that group
+(``split / R + repeated``): the same cores per rank on both sides. Ranks on one machine share its
+memory bandwidth, machines do not, so the projection says what grows, not a promise.
 """
 
 from __future__ import annotations
@@ -50,18 +52,23 @@ class Cell:
     """Medians over the timed iterations of one workload on one number of ranks."""
 
     ranks: int
+    cores: int  # per rank
     tasks: int  # the meta-batch, as the run's config.toml has it
     seconds: float
     collective_seconds: float
     bytes: float
     calls: float
+    env_steps: float  # per iteration, all ranks (0 for supervised runs)
 
     @property
     def compute(self) -> float:
         return self.seconds - self.collective_seconds
 
 
-def run_cell(workload: str, ranks: int, args: argparse.Namespace) -> Cell:
+def run_cell(
+    workload: str, ranks: int, args: argparse.Namespace, cores: set[int] | None = None
+) -> Cell:
+    """Time ``workload`` on ``ranks`` ranks (on ``cores`` alone when given)."""
     module, flags = WORKLOADS[workload]
     rl = module.startswith("maml_rl")
     total = args.warmup + args.iterations
@@ -79,7 +86,11 @@ def run_cell(workload: str, ranks: int, args: argparse.Namespace) -> Cell:
             command += ["--train-on", TRAIN_ON, "--test-on", TEST_ON]
     with tempfile.TemporaryDirectory() as folder:
         result = subprocess.run(
-            [*command, "--run-dir", folder], capture_output=True, text=True, env=_environment()
+            [*command, "--run-dir", folder],
+            capture_output=True,
+            text=True,
+            env=_environment(),
+            preexec_fn=None if cores is None else lambda: os.sched_setaffinity(0, cores),
         )
         if result.returncode != 0:
             raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
@@ -87,23 +98,34 @@ def run_cell(workload: str, ranks: int, args: argparse.Namespace) -> Cell:
         tasks = read_toml(Path(folder) / "config.toml")["meta_batch"]
     tags = set(events.Tags()["scalars"])
 
-    def median(tag: str) -> float:
-        """The tag's median over the timed iterations (0 where one rank logs none)."""
+    def timed(tag: str) -> list[float]:
+        """The tag's values at the timed iterations (zeros where one rank logs none)."""
         if tag not in tags:
-            return 0.0
-        return statistics.median(e.value for e in events.Scalars(tag) if e.step > args.warmup)
+            return [0.0] * args.iterations
+        return [e.value for e in events.Scalars(tag) if e.step > args.warmup]
+
+    def median(tag: str) -> float:
+        return statistics.median(timed(tag))
 
     if rl:
         seconds = median("time/iteration_seconds")
-    else:
-        seconds = 1 / median("charts/iterations_per_second")
+        steps = statistics.median(
+            rate * sampling
+            for rate, sampling in zip(
+                timed("charts/env_steps_per_second"), timed("time/sampling_seconds"), strict=True
+            )
+        )
+    else:  # iterations_per_second leaves out the logged measures (maml_sl.trainer)
+        seconds, steps = 1 / median("charts/iterations_per_second"), 0.0
     return Cell(
         ranks,
+        len(cores) if cores is not None else len(os.sched_getaffinity(0)) // ranks,
         tasks,
         seconds,
         median("time/collectives_seconds"),
         median("charts/bytes_all_reduced"),
         median("charts/all_reduces"),
+        steps,
     )
 
 
@@ -122,46 +144,47 @@ def ring_seconds(ranks: int, cell: Cell, bandwidth: float, latency: float) -> fl
     return cell.calls * per_call
 
 
-def report(workload: str, cells: list[Cell], args: argparse.Namespace) -> list[str]:
+def report(workload: str, cells: list[Cell], pinned: Cell, args: argparse.Namespace) -> list[str]:
     tasks = cells[0].tasks
+    rl = any(c.env_steps for c in cells)
     lines = [
         f"### {workload} (meta-batch {tasks})",
         "",
-        "| ranks | iteration (s) | compute (s) | in all-reduces (s) | all-reduces | MB "
-        "all-reduced | tasks/s |",
-        "|---|---|---|---|---|---|---|",
+        "| ranks | cores per rank | iteration (s) | compute (s) | in all-reduces (s) | "
+        "all-reduces | MB all-reduced | tasks/s |" + (" env steps/s |" if rl else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if rl else ""),
     ]
-    for cell in cells:
+    for cell in [pinned, *cells]:
+        steps = f" {cell.env_steps / cell.seconds:,.0f} |" if rl else ""
         lines.append(
-            f"| {cell.ranks} | {cell.seconds:.3f} | {cell.compute:.3f} | "
+            f"| {cell.ranks} | {cell.cores} | {cell.seconds:.3f} | {cell.compute:.3f} | "
             f"{cell.collective_seconds:.3f} | {cell.calls:.0f} | {cell.bytes / 1e6:.2f} | "
-            f"{tasks / cell.seconds:.1f} |"
+            f"{tasks / cell.seconds:.1f} |{steps}"
         )
-    by_ranks = {c.ranks: c for c in cells}
-    if 1 in by_ranks and 2 in by_ranks:
-        one, two = by_ranks[1], by_ranks[2]
-        split = max(2 * (one.compute - two.compute), 0.0)
-        replicated = max(one.compute - split, 0.0)
-        lines += [
-            "",
-            f"Compute split by task {split:.3f} s, repeated on every rank {replicated:.3f} s "
-            f"(from 1 and 2 ranks). On paper, over {args.bandwidth / 1e9:g} GB/s with "
-            f"{args.latency * 1e6:g} us per message step:",
-            "",
-            "| ranks | compute (s) | all-reduces (s) | iteration (s) | meta-batch where "
-            "all-reduces pass compute |",
-            "|---|---|---|---|---|",
-        ]
-        per_task = split / tasks
-        for n in PROJECTED_RANKS:
-            compute = split / n + replicated
-            comm = ring_seconds(n, two, args.bandwidth, args.latency)
-            crossover = (
-                "-" if per_task == 0 else f"{max(n * (comm - replicated) / per_task, 0):.0f}"
-            )
-            lines.append(
-                f"| {n} | {compute:.3f} | {comm:.4f} | {compute + comm:.3f} | {crossover} |"
-            )
+    group = max(cells, key=lambda c: c.ranks)
+    share = group.ranks / (group.ranks - 1)
+    split = max((pinned.compute - group.compute) * share, 0.0)
+    repeated = max(pinned.compute - split, 0.0)
+    per_task = split / tasks
+    lines += [
+        "",
+        f"From the rank pinned to {pinned.cores} core(s) and the {group.ranks} ranks: compute "
+        f"split by task {split:.3f} s ({per_task * 1e3:.0f} ms a task), repeated on every rank "
+        f"{repeated:.3f} s. On paper, machines like one of those ranks, over "
+        f"{args.bandwidth / 1e9:g} GB/s with {args.latency * 1e6:g} us per message step:",
+        "",
+        "| machines | compute (s) | all-reduces (s) | iteration (s) | speed-up | meta-batch "
+        "below which all-reduces outlast the split compute |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n in PROJECTED_RANKS:
+        compute = split / n + repeated
+        comm = ring_seconds(n, group, args.bandwidth, args.latency)
+        crossover = "-" if per_task == 0 else f"{n * comm / per_task:.0f}"
+        lines.append(
+            f"| {n} | {compute:.3f} | {comm:.4f} | {compute + comm:.3f} | "
+            f"{pinned.seconds / (compute + comm):.1f}x | {crossover} |"
+        )
     return lines
 
 
@@ -186,12 +209,20 @@ def main() -> None:
     lines = [
         f"Median of {args.iterations} iterations after {args.warmup} of warm-up on {args.device}, "
         "each cell a fresh `torchrun --standalone` of the training command; 'in all-reduces' is "
-        "rank 0's time in them, transfer and waiting for the slowest rank; compute is the rest.",
+        "rank 0's time in them, transfer and waiting for the slowest rank; compute is the rest. "
+        "Each table's first row is one rank pinned to the cores a rank of the largest group gets.",
         "",
     ]
+    if max(args.ranks) < 2:
+        parser.error(f"--ranks {args.ranks}: the projection needs a group of 2 or more")
+    available = sorted(os.sched_getaffinity(0))
+    per_rank = len(available) // max(args.ranks)
+    if per_rank < 1:
+        parser.error(f"--ranks {max(args.ranks)} is more than the {len(available)} cores here")
     for workload in args.workloads:
         cells = [run_cell(workload, r, args) for r in args.ranks]
-        lines += report(workload, cells, args) + [""]
+        pinned = run_cell(workload, 1, args, set(available[:per_rank]))
+        lines += report(workload, cells, pinned, args) + [""]
     body = "\n".join(lines)
     print(body)
     if args.write:

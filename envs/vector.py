@@ -22,9 +22,9 @@ class BatchedTaskEnv(VectorEnv):
     """N copies of a task family stepped together, each copy with its own task.
 
     MuJoCo families advance every copy's physics in one call into ``mujoco.rollout`` (a persistent
-    pool of ``nthread`` C++ threads, the number of cores by default) and compute observations,
-    rewards and infos with array operations shared with the single env, so each step is the single
-    env's MDP. Navigation2D is plain numpy.
+    pool of ``nthread`` C++ threads, by default one per core this process may use) and compute
+    observations, rewards and infos with array operations shared with the single env, so each step
+    is the single env's MDP. Navigation2D is plain numpy.
 
     Episodes: all copies are truncated together after ``max_episode_steps`` (the family's horizon
     by default); Ant copies that become unhealthy terminate on their own. Autoreset follows
@@ -181,6 +181,13 @@ class _NavigationPhysics(_Physics):
         return rewards, terminated, {"distance": distances}
 
 
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity: taskset, cgroups), not the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class _MujocoPhysics(_Physics):
     def __init__(self, env: MujocoTaskEnv, num_envs: int, nthread: int | None) -> None:
         self.family = type(env)
@@ -188,7 +195,7 @@ class _MujocoPhysics(_Physics):
         self.frame_skip, self.dt = env.frame_skip, env.dt
         self.init_qpos, self.init_qvel = env.init_qpos.copy(), env.init_qvel.copy()
         self.noise = env._reset_noise_scale
-        self.nthread = check_count(nthread or os.cpu_count() or 1, "nthread")
+        self.nthread = check_count(nthread or _usable_cores(), "nthread")
         self.pool = rollout.Rollout(nthread=self.nthread)
         self.datas = [mujoco.MjData(self.model) for _ in range(self.nthread)]
         scratch = mujoco.MjData(self.model)

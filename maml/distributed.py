@@ -48,6 +48,10 @@ class Ranks:
         """This rank's contiguous block of ``n`` tasks (sizes differ by at most one)."""
         return slice(n * self.rank // self.world, n * (self.rank + 1) // self.world)
 
+    def counters(self) -> tuple[float, int, int]:
+        """The traffic so far: seconds in all-reduces, bytes all-reduced, all-reduces."""
+        return self.seconds, self.bytes, self.calls
+
     def sum(self, tensors: list[Tensor]) -> None:
         """Sum each tensor over the ranks, in place (one flat all-reduce)."""
         if self.world == 1 or not tensors:

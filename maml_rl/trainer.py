@@ -182,7 +182,7 @@ class RLTrainer:
         done = iteration + 1
         threads = self.threads.update()
         steps_before = sampler.steps_taken
-        traffic = (self.ranks.seconds, self.ranks.bytes, self.ranks.calls)
+        traffic = self.ranks.counters()
         train_episodes, valid, adapted, times = sample_iteration(
             learner, sampler, config, iteration, self.device
         )

@@ -58,7 +58,7 @@ class SupervisedTrainer:
         self.validation = _fixed_validation_tasks(self.setup, config)
         self.threads = ThreadBudget()
         self.window = (time.perf_counter(), 0.0, 0)  # start, summed loss, iterations
-        self.traffic = (0.0, 0, 0)  # the ranks' collective seconds, bytes and calls so far
+        self.traffic = ranks.counters()  # the ranks' collective seconds, bytes and calls so far
 
     def describe(self) -> str:
         path = f"meta-objective path {self.learner.path} ({self.learner.path_reason})"
@@ -129,40 +129,41 @@ class SupervisedTrainer:
         done = iteration + 1
         last = done == config.iterations
         postfix = {}
-        if done % config.log_every == 0 or last:
+        logged = done % config.log_every == 0 or last
+        if logged:
             now = time.perf_counter()
             mean_loss = float(summed) / count
+            seconds, sent, calls = (
+                (current - before) / count
+                for current, before in zip(ranks.counters(), self.traffic, strict=True)
+            )
             adaptation = self._adaptation(support, query)  # a collective: on every rank
             postfix["loss"] = f"{mean_loss:.4f}"
-            self.window = (now, 0.0, 0)
-        if writer is None:
-            return postfix
-        if done % config.log_every == 0 or last:
-            writer.add_scalar("losses/meta_loss", mean_loss, done)
-            for m, name in enumerate(self.setup.measure_names):
-                before, after = adaptation[0, m].item(), adaptation[-1, m].item()
-                writer.add_scalar(f"losses/query_{name}_before_adaptation", before, done)
-                writer.add_scalar(f"losses/query_{name}_after_adaptation", after, done)
-            writer.add_scalar("charts/meta_lr", self.optimizer.param_groups[0]["lr"], done)
-            writer.add_scalar("charts/iterations_per_second", count / (now - started), done)
-            writer.add_scalar("charts/wall_time", clock(), done)
-            writer.add_scalar("charts/torch_threads", self.threads.threads, done)
-            _log_inner_lrs(writer, learner, done)
-            if self.ranks.world > 1:  # per iteration: rank 0's all-reduces, waiting included
-                seconds, sent = self.ranks.seconds, self.ranks.bytes
-                writer.add_scalar(
-                    "time/collectives_seconds", (seconds - self.traffic[0]) / count, done
-                )
-                writer.add_scalar(
-                    "charts/bytes_all_reduced", (sent - self.traffic[1]) / count, done
-                )
-                calls = (self.ranks.calls - self.traffic[2]) / count
-                writer.add_scalar("charts/all_reduces", calls, done)
-                self.traffic = (seconds, sent, self.ranks.calls)
-        if done % config.val_every == 0 or last:
-            _validate(writer, learner, self.setup, self.validation, done)
-        if done % config.figure_every == 0 and not last:
-            self.snapshot(writer, done)
+        if writer is not None:
+            if logged:
+                writer.add_scalar("losses/meta_loss", mean_loss, done)
+                for m, name in enumerate(self.setup.measure_names):
+                    before, after = adaptation[0, m].item(), adaptation[-1, m].item()
+                    writer.add_scalar(f"losses/query_{name}_before_adaptation", before, done)
+                    writer.add_scalar(f"losses/query_{name}_after_adaptation", after, done)
+                writer.add_scalar("charts/meta_lr", self.optimizer.param_groups[0]["lr"], done)
+                writer.add_scalar("charts/iterations_per_second", count / (now - started), done)
+                writer.add_scalar("charts/wall_time", clock(), done)
+                writer.add_scalar("charts/torch_threads", self.threads.threads, done)
+                _log_inner_lrs(writer, learner, done)
+                if ranks.world > 1:  # per iteration: rank 0's all-reduces, waiting included
+                    writer.add_scalar("time/collectives_seconds", seconds, done)
+                    writer.add_scalar("charts/bytes_all_reduced", sent, done)
+                    writer.add_scalar("charts/all_reduces", calls, done)
+            if done % config.val_every == 0 or last:
+                _validate(writer, learner, self.setup, self.validation, done)
+            if done % config.figure_every == 0 and not last:
+                self.snapshot(writer, done)
+        if logged:
+            # The next window starts here: its rate and traffic are the training iterations',
+            # without the measures, validation and figures above.
+            self.window = (time.perf_counter(), 0.0, 0)
+            self.traffic = ranks.counters()
         return postfix
 
     def _adaptation(self, support, query) -> torch.Tensor:
