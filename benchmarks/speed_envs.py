@@ -5,9 +5,10 @@ actions for the same number of steps (episodes end and restart at the same steps
 limit replays, through ``mujoco.rollout`` alone, exactly the calls the batched env made (its
 states, controls and step counts, resets included), so it is what the batched env would take
 if observations, rewards and resets cost nothing; the share of the env's time spent on the
-family's derived quantities (the rllab Ant's ``mj_forward`` per copy after the physics, the
-HalfCheetah's centre of mass) is timed inside it. The single-env lines step ours and Gymnasium's
-own env of the same robot one by one in a Python loop, at the preset's frame skip and at 5.
+family's derived quantities (the rllab Ant's sensors after one more ``mj_forward`` per copy,
+on the same threads; the HalfCheetah's centre of mass) is timed inside it. The single-env lines
+step ours and Gymnasium's own env of the same robot one by one in a Python loop, at the preset's
+frame skip and at 5.
 
     python -m benchmarks.speed_envs [--copies 400 800] [--frame-skip 1] [--steps 400] [--write]
 """
@@ -41,7 +42,8 @@ def batched_and_limit(
 ) -> tuple[float, float, float]:
     """Env steps/s of the batched env and of ``mujoco.rollout`` replaying its very calls, and
     the share of the env's time spent on the family's derived quantities (for the rllab Ant one
-    ``mj_forward`` per copy after the physics, as rllab's ``model.forward()``)."""
+    ``mj_forward`` per copy after the physics, as rllab's ``model.forward()``, which the limit
+    leaves out)."""
     batch = BatchedTaskEnv(family, copies, nthread=nthread, **kwargs)
     batch.set_tasks(batch.sample_tasks(copies, np.random.default_rng(0)))
     actions = action_sequence(batch.single_action_space, copies, steps)
@@ -50,7 +52,8 @@ def batched_and_limit(
     original = physics.pool.rollout
 
     def recording(model, datas, states, controls, **kw):
-        calls.append((states.copy(), controls.copy(), kw))
+        if model is physics.model:  # the physics, not the derived quantities' forward
+            calls.append((states.copy(), controls.copy(), kw))
         return original(model, datas, states, controls, **kw)
 
     derive_seconds = 0.0

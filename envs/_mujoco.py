@@ -3,6 +3,7 @@ quantities MuJoCo computes from a state."""
 
 from __future__ import annotations
 
+import copy
 import re
 import warnings
 from collections.abc import Callable, Iterator
@@ -12,8 +13,11 @@ from pathlib import Path
 import mujoco
 import numpy as np
 from gymnasium.envs.mujoco import mujoco_env
+from mujoco import rollout
 
 FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS.value
+SENSORS_OFF = mujoco.mjtDisableBit.mjDSBL_SENSOR.value
+_AUTORESET_OFF = mujoco.mjtDisableBit.mjDSBL_AUTORESET.value
 _TOTAL_MASS = re.compile(r'\s+settotalmass="([^"]+)"')
 
 
@@ -22,14 +26,17 @@ def asset_path(xml_file: str) -> Path:
     return Path(mujoco_env.expand_model_path(xml_file))
 
 
-def load_model(xml_file: str) -> mujoco.MjModel:
+def load_model(
+    xml_file: str, edit: Callable[[mujoco.MjSpec], None] | None = None
+) -> mujoco.MjModel:
     """Compile a model without MuJoCo writing warnings to stdout and ``MUJOCO_LOG.TXT``.
 
     MuJoCo 4 deprecates the ``settotalmass`` compiler attribute of Gymnasium's HalfCheetah model
     and logs a warning at every compilation. The attribute is removed from the XML and the total
     mass is set on the compiled model with ``mj_setTotalmass`` instead: every float array of the
     model is identical to what the XML compiles to (checked in the tests). Any other compiler
-    warning becomes a Python ``RuntimeWarning``, which users can see and filter.
+    warning becomes a Python ``RuntimeWarning``, which users can see and filter. ``edit`` changes
+    the model's spec before it is compiled (a family's sensors).
     """
     path = asset_path(xml_file)
     xml = path.read_text()
@@ -37,12 +44,18 @@ def load_model(xml_file: str) -> mujoco.MjModel:
     if match:
         xml = xml[: match.start()] + xml[match.end() :]
     with python_warnings():
-        if match:
+        if edit is not None:
+            spec = mujoco.MjSpec.from_string(xml)
+            spec.modelfiledir = str(path.parent)
+            edit(spec)
+            model = spec.compile()
+        elif match:
             model = mujoco.MjModel.from_xml_string(xml)
-            mujoco.mj_setTotalmass(model, float(match.group(1)))
-            mujoco.mj_setConst(model, mujoco.MjData(model))  # constants derived from the masses
         else:
             model = mujoco.MjModel.from_xml_path(str(path))
+        if match:
+            mujoco.mj_setTotalmass(model, float(match.group(1)))
+            mujoco.mj_setConst(model, mujoco.MjData(model))  # constants derived from the masses
     return model
 
 
@@ -75,27 +88,38 @@ def qpos_qvel(model: mujoco.MjModel, states: np.ndarray) -> tuple[np.ndarray, np
     return states[..., 1 : 1 + model.nq], states[..., 1 + model.nq : 1 + model.nq + model.nv]
 
 
-def forward_quantities(
-    model: mujoco.MjModel,
-    scratch: mujoco.MjData,
-    read: Callable[[mujoco.MjData], np.ndarray],
-    states: np.ndarray,
-    ctrls: np.ndarray,
-) -> np.ndarray:
-    """``read(data)`` (a flat array) of each state under its control, stacked: (n, size).
+class ForwardSensors:
+    """The sensor readings of full physics states under controls, as ``mj_forward`` leaves
+    them (positions, velocities, constraint forces: what rllab's ``model.forward()`` computed
+    after a step), for many states at once on ``mujoco.rollout``'s threads.
 
-    ``data`` holds the state after ``mj_forward``, ``mj_rnePostConstraint`` (``cfrc_ext``) and
-    ``mj_subtreeVel`` (``subtree_linvel``): what rllab's ``model.forward()`` left after a step.
-    Computed on a scratch ``MjData`` from the state alone (zero solver warm start), so that a
-    single env and a batched env get the same numbers for the same state.
+    Each state takes one Euler step of a copy of the model, thrown away: the step's first stage
+    is ``mj_forward``, which computes the sensors, from a zero solver warm start (as every
+    physics step of the envs starts). The copy keeps the model's timestep, since MuJoCo clamps
+    contact time constants to at least two of them. The model's own sensors may be disabled
+    (``mjDSBL_SENSOR``) so that its physics steps do not compute them.
     """
-    rows = []
-    for state, ctrl in zip(states, ctrls, strict=True):
-        mujoco.mj_setState(model, scratch, state, FULLPHYSICS)
-        scratch.ctrl[:] = ctrl
-        scratch.qacc_warmstart[:] = 0.0
-        mujoco.mj_forward(model, scratch)
-        mujoco.mj_rnePostConstraint(model, scratch)
-        mujoco.mj_subtreeVel(model, scratch)
-        rows.append(read(scratch))
-    return np.stack(rows)
+
+    def __init__(
+        self, model: mujoco.MjModel, nthread: int = 1, pool: rollout.Rollout | None = None
+    ) -> None:
+        self.model = copy.copy(model)
+        self.model.opt.integrator = mujoco.mjtIntegrator.mjINT_EULER
+        self.model.opt.disableflags &= ~SENSORS_OFF
+        self.model.opt.disableflags |= _AUTORESET_OFF  # readings of the state given, not a reset
+        self.datas = [mujoco.MjData(self.model) for _ in range(nthread)]
+        self.pool = pool
+        self.warmstart = np.zeros((1, model.nv))
+
+    def __call__(self, states: np.ndarray, ctrls: np.ndarray) -> np.ndarray:
+        """(n, nsensordata) readings of n states (n, nstate) under controls (n, nu)."""
+        run = rollout.rollout if self.pool is None else self.pool.rollout
+        _, readings = run(
+            self.model,
+            self.datas,
+            states,
+            ctrls[:, None, :],
+            nstep=1,
+            initial_warmstart=self.warmstart,
+        )
+        return readings[:, 0]

@@ -10,8 +10,10 @@ where Gymnasium's take +-1 with gear 150: the same torques for the normalized ac
 that rllab's ``normalize`` gave the authors' policies, and the control cost is on those. As rllab
 computed them after each step (``model.forward()``), the observation is qpos, qvel, the external
 contact forces of the 14 bodies clipped to [-1, 1], the torso's rotation matrix and the ant's
-centre of mass; the velocity is that centre of mass's; resets add N(0, 0.01) to qpos and
-N(0, 0.1) to qvel. Reward terms: a forward term, a control cost ``0.005 |a|^2``, a contact cost
+centre of mass; the velocity is that centre of mass's. They are read from MuJoCo sensors added
+to the model (contact, frame axes, subtree centre of mass and velocity) after one more
+``mj_forward`` of each new state (``ForwardSensors``, on the batched env's threads). Resets add
+N(0, 0.01) to qpos and N(0, 0.1) to qvel. Reward terms: a forward term, a control cost ``0.005 |a|^2``, a contact cost
 ``0.0005 sum(clip(cfrc_ext, -1, 1)^2)`` and a survive bonus of 0.05.
 """
 
@@ -24,7 +26,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
-from envs._mujoco import forward_quantities
+from envs._mujoco import ForwardSensors
 from envs.mujoco_task import (
     MujocoTaskEnv,
     check_env_kwargs,
@@ -45,21 +47,47 @@ SOLIMP = (0.8, 0.8, 0.01)  # rllab's default geom solimp (Gymnasium's keeps MuJo
 INIT_QPOS = (0.0, 0.0, 0.55, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0, -1.0, 0.0, 1.0)
 
 
-# Columns of the derived quantities (``_read``): contact forces, then the torso's pose (xmat and
+# Columns of the derived quantities (``_derived``): contact forces, then the torso's pose (xmat and
 # centre of mass, both in the observation), then the centre of mass's velocity.
 _CONTACT, _POSE, _VELOCITY = slice(None, -15), slice(-15, -3), slice(-3, None)
+_CONTACT_DATA = ("FORCE", "TORQUE", "POS")  # per body, in MuJoCo's order: 9 numbers
 
 
-def _read(torso: int, data: mujoco.MjData) -> np.ndarray:
+def _add_sensors(spec: mujoco.MjSpec) -> None:
+    """Sensors for the observation and reward: the net contact wrench of every body but the
+    world's, the torso's axes (its xmat), and its subtree's centre of mass and velocity (the
+    torso's subtree is the whole ant)."""
+    data = sum(1 << getattr(mujoco.mjtConDataField, f"mjCONDATA_{f}").value for f in _CONTACT_DATA)
+    for index, body in enumerate(spec.bodies[1:], start=1):
+        body.name = body.name or f"body_{index}"  # a sensor names its body; the ankles have none
+        contact = spec.add_sensor(
+            type=mujoco.mjtSensor.mjSENS_CONTACT,
+            objtype=mujoco.mjtObj.mjOBJ_BODY,
+            objname=body.name,
+        )
+        contact.intprm[:3] = [data, 3, 1]  # data, reduce="netforce", num=1
+    sensor = mujoco.mjtSensor
+    for kind in (sensor.mjSENS_FRAMEXAXIS, sensor.mjSENS_FRAMEYAXIS, sensor.mjSENS_FRAMEZAXIS):
+        spec.add_sensor(type=kind, objtype=mujoco.mjtObj.mjOBJ_XBODY, objname="torso")
+    for kind in (sensor.mjSENS_SUBTREECOM, sensor.mjSENS_SUBTREELINVEL):
+        spec.add_sensor(type=kind, objtype=mujoco.mjtObj.mjOBJ_BODY, objname="torso")
+
+
+def _derived(sensors: ForwardSensors, states: np.ndarray, ctrls: np.ndarray) -> np.ndarray:
     """cfrc_ext of every body (nbody x 6), then the torso's xmat (9), subtree_com (3) and
-    subtree_linvel (3): the torso's subtree is the whole ant."""
+    subtree_linvel (3), from the sensors of ``_add_sensors``."""
+    readings = sensors(states, ctrls)
+    n = len(readings)
+    contact = readings[:, :-15].reshape(n, -1, 9)
+    force, torque, point = contact[..., :3], contact[..., 3:6], contact[..., 6:]
+    com = readings[:, -6:-3]
+    # The sensor gives the wrench each body exerts on what it touches, about ``point``; cfrc_ext
+    # is the wrench the body receives, about its root's subtree centre of mass (the ant's), as
+    # MuJoCo's mj_rnePostConstraint gives it (equal to rounding, tested). The world's is zero.
+    received = -np.concatenate([np.cross(point - com[:, None], force) + torque, force], axis=-1)
+    xmat = readings[:, -15:-6].reshape(n, 3, 3).transpose(0, 2, 1)  # rows of axes -> columns
     return np.concatenate(
-        [
-            data.cfrc_ext.ravel(),
-            data.xmat[torso],
-            data.subtree_com[torso],
-            data.subtree_linvel[torso],
-        ]
+        [np.zeros((n, 6)), received.reshape(n, -1), xmat.reshape(n, 9), readings[:, -6:]], axis=1
     )
 
 
@@ -77,9 +105,11 @@ class _AntTask(MujocoTaskEnv, AntEnv):
         model.opt.timestep = TIMESTEP
         model.geom_solimp[:, :3] = SOLIMP
 
+    add_sensors = staticmethod(_add_sensors)
+
     @classmethod
-    def derived_quantities(cls, model, scratch):
-        return partial(forward_quantities, model, scratch, partial(_read, model.body("torso").id))
+    def derived_quantities(cls, model, nthread=1, pool=None):
+        return partial(_derived, ForwardSensors(model, nthread, pool))
 
     @classmethod
     def observations(cls, qpos, qvel, derived) -> np.ndarray:

@@ -39,7 +39,7 @@ class _HalfCheetahTask(MujocoTaskEnv, HalfCheetahEnv):
         self._setup_task(task)
 
     @classmethod
-    def derived_quantities(cls, model, scratch):
+    def derived_quantities(cls, model, nthread=1, pool=None):
         return PlanarSubtreeCom(model, "torso")  # (n, 6): centre of mass, its velocity
 
     @classmethod

@@ -12,8 +12,9 @@ from typing import Any
 
 import mujoco
 import numpy as np
+from mujoco import rollout
 
-from envs._mujoco import get_state, load_model, qpos_qvel
+from envs._mujoco import SENSORS_OFF, get_state, load_model, qpos_qvel
 from envs.checks import check_actions, check_count, check_task
 
 # What Gymnasium's MuJoCo envs take for rendering: these leave the MDP as it is.
@@ -75,12 +76,16 @@ class MujocoTaskEnv:
 
     @classmethod
     def derived_quantities(
-        cls, model: mujoco.MjModel, scratch: mujoco.MjData
+        cls, model: mujoco.MjModel, nthread: int = 1, pool: rollout.Rollout | None = None
     ) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
         """What the observation and reward need beyond qpos and qvel, as a function of full
         physics states (n, nstate) and controls (n, nu), computed from them alone (``derived``
-        in ``observations`` and ``rewards``, of the state after the step); None when nothing."""
+        in ``observations`` and ``rewards``, of the state after the step); None when nothing.
+        ``nthread`` and ``pool``: MuJoCo threads it may use (the batched env's)."""
         return None
+
+    # A family whose derived quantities are MuJoCo sensors adds them here (``ForwardSensors``).
+    add_sensors: Callable[[mujoco.MjSpec], None] | None = None
 
     @staticmethod
     def reset_qpos_qvel(
@@ -107,11 +112,13 @@ class MujocoTaskEnv:
         return self._task.copy()
 
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
-        model = load_model(self.fullpath)
+        model = load_model(self.fullpath, self.add_sensors)
+        if model.nsensor:  # read after a step by ``derived_quantities``, not in every physics step
+            model.opt.disableflags |= SENSORS_OFF
         self.configure_model(model)
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
         model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
-        self._derive = self.derived_quantities(model, mujoco.MjData(model))
+        self._derive = self.derived_quantities(model)
         return model, mujoco.MjData(model)
 
     def _derived(self, states: np.ndarray) -> np.ndarray | None:

@@ -201,7 +201,7 @@ class _MujocoPhysics(_Physics):
         scratch = mujoco.MjData(self.model)
         mujoco.mj_resetData(self.model, scratch)
         self.start = get_state(self.model, scratch)  # time 0, act 0, ... as after a reset
-        self.derive = self.family.derived_quantities(self.model, scratch)
+        self.derive = self.family.derived_quantities(self.model, self.nthread, self.pool)
         self.states = np.tile(self.start, (num_envs, 1))
         self.ctrls = np.zeros((num_envs, self.model.nu))
         self._derived: np.ndarray | None = None

@@ -8,7 +8,7 @@ from gymnasium.utils.env_checker import check_env
 
 import envs
 from envs import AntDir, AntVel, BatchedTaskEnv, HalfCheetahDir, HalfCheetahVel, Navigation2D
-from envs._mujoco import FULLPHYSICS, asset_path, load_model
+from envs._mujoco import FULLPHYSICS, asset_path, get_state, load_model
 
 FAMILIES = list(envs.FAMILIES)
 
@@ -256,13 +256,18 @@ def test_no_mujoco_log_file_or_output(tmp_path, monkeypatch, capfd):
     assert "settotalmass" not in captured.out + captured.err
 
 
-def test_quiet_model_is_the_model_the_xml_compiles_to(tmp_path, monkeypatch):
+@pytest.mark.parametrize("xml, edit", [("half_cheetah.xml", None), ("ant.xml", AntVel.add_sensors)])
+def test_quiet_model_is_the_model_the_xml_compiles_to(tmp_path, monkeypatch, xml, edit):
+    """Also with sensors added (the Ant's): only the sensors' own arrays differ."""
     monkeypatch.chdir(tmp_path)  # compiling the XML as is logs a warning here
-    ours = load_model("half_cheetah.xml")
-    reference = mujoco.MjModel.from_xml_path(str(asset_path("half_cheetah.xml")))
+    ours = load_model(xml, edit)
+    reference = mujoco.MjModel.from_xml_path(str(asset_path(xml)))
+    assert ours.nsensor > 0 if edit else ours.nsensor == 0
     compared = 0
     for name in dir(reference):
         value = getattr(reference, name, None)
+        if name.startswith("sensor_"):
+            continue
         if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.size:
             np.testing.assert_array_equal(getattr(ours, name), value, err_msg=name)
             compared += 1
@@ -347,6 +352,34 @@ def test_ant_is_rllabs_model_observation_and_velocity(cls):
     costs = 0.005 * (action**2).sum() + 0.0005 * (contact**2).sum()
     assert reward == pytest.approx(forward - costs + 0.05, abs=1e-9)
     assert not terminated
+
+
+def test_ant_contact_forces_are_mujocos_cfrc_ext_over_a_stretch_of_steps():
+    """The contact forces from MuJoCo's contact sensors (``envs.ant``) against
+    ``mj_rnePostConstraint``'s, unclipped: at a state where every leg touches the floor at two
+    points (where the sensors' torque term counts), then at every step of random actions."""
+    env = AntVel(task=[1.0])
+    env.reset(seed=3)
+    model = env.model
+    assert model.opt.disableflags & mujoco.mjtDisableBit.mjDSBL_SENSOR  # physics steps skip them
+    flat = np.zeros(model.nq)
+    flat[2:4] = 0.09, 1.0  # legs straight out, just above the floor
+    env.set_state(flat, np.zeros(model.nv))
+    rng = np.random.default_rng(3)
+    action = rng.uniform(-1, 1, 8)
+    for step in range(30):
+        if step:
+            action = rng.uniform(-1, 1, 8)
+            env.step(action)
+        derived = env._derive(get_state(model, env.data)[None], action[None])[0]
+        *_, data = rllab_centre_of_mass(model, env.data.qpos, env.data.qvel, action)
+        mujoco.mj_rnePostConstraint(model, data)
+        scale = max(1.0, np.abs(data.cfrc_ext).max())
+        np.testing.assert_allclose(derived[:84], data.cfrc_ext.ravel(), rtol=0, atol=1e-12 * scale)
+        np.testing.assert_array_equal(derived[84:93], data.xmat[1])
+        if not step:
+            bodies = model.geom_bodyid[data.contact.geom[: data.ncon]].max(axis=1)
+            assert np.bincount(bodies).max() == 2
 
 
 def test_batched_ant_equals_single_ants_through_a_termination_and_restart():
