@@ -96,7 +96,9 @@ class ForwardSensors:
     Each state takes one Euler step of a copy of the model, thrown away: the step's first stage
     is ``mj_forward``, which computes the sensors, from a zero solver warm start (as every
     physics step of the envs starts). The copy keeps the model's timestep, since MuJoCo clamps
-    contact time constants to at least two of them. The model's own sensors may be disabled
+    contact time constants to at least two of them. Without a pool (a single env) each state
+    goes through ``mj_forward`` directly: the same computation, bit for bit, without the
+    overhead of a rollout call for one state. The model's own sensors may be disabled
     (``mjDSBL_SENSOR``) so that its physics steps do not compute them.
     """
 
@@ -113,8 +115,16 @@ class ForwardSensors:
 
     def __call__(self, states: np.ndarray, ctrls: np.ndarray) -> np.ndarray:
         """(n, nsensordata) readings of n states (n, nstate) under controls (n, nu)."""
-        run = rollout.rollout if self.pool is None else self.pool.rollout
-        _, readings = run(
+        if self.pool is None:  # a single env: mj_forward itself, the same calls as in a step
+            data, rows = self.datas[0], []
+            for state, ctrl in zip(states, ctrls, strict=True):
+                mujoco.mj_setState(self.model, data, state, FULLPHYSICS)
+                data.ctrl[:] = ctrl
+                data.qacc_warmstart[:] = 0.0
+                mujoco.mj_forward(self.model, data)
+                rows.append(data.sensordata.copy())
+            return np.stack(rows)
+        _, readings = self.pool.rollout(
             self.model,
             self.datas,
             states,

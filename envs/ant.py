@@ -13,8 +13,9 @@ contact forces of the 14 bodies clipped to [-1, 1], the torso's rotation matrix 
 centre of mass; the velocity is that centre of mass's. They are read from MuJoCo sensors added
 to the model (contact, frame axes, subtree centre of mass and velocity) after one more
 ``mj_forward`` of each new state (``ForwardSensors``, on the batched env's threads). Resets add
-N(0, 0.01) to qpos and N(0, 0.1) to qvel. Reward terms: a forward term, a control cost ``0.005 |a|^2``, a contact cost
-``0.0005 sum(clip(cfrc_ext, -1, 1)^2)`` and a survive bonus of 0.05.
+N(0, 0.01) to qpos and N(0, 0.1) to qvel. Reward terms: a forward term, a control cost
+``0.005 |a|^2``, a contact cost ``0.0005 sum(clip(cfrc_ext, -1, 1)^2)`` and a survive bonus of
+0.05.
 """
 
 from __future__ import annotations
