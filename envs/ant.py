@@ -85,7 +85,9 @@ def _derived(sensors: ForwardSensors, states: np.ndarray, ctrls: np.ndarray) -> 
     # The sensor gives the wrench each body exerts on what it touches, about ``point``; cfrc_ext
     # is the wrench the body receives, about its root's subtree centre of mass (the ant's), as
     # MuJoCo's mj_rnePostConstraint gives it (equal to rounding, tested). The world's is zero.
-    received = -np.concatenate([np.cross(point - com[:, None], force) + torque, force], axis=-1)
+    (rx, ry, rz), (fx, fy, fz) = np.moveaxis(point - com[:, None], -1, 0), np.moveaxis(force, -1, 0)
+    moment = np.stack([ry * fz - rz * fy, rz * fx - rx * fz, rx * fy - ry * fx], axis=-1)  # r x f
+    received = -np.concatenate([moment + torque, force], axis=-1)
     xmat = readings[:, -15:-6].reshape(n, 3, 3).transpose(0, 2, 1)  # rows of axes -> columns
     return np.concatenate(
         [np.zeros((n, 6)), received.reshape(n, -1), xmat.reshape(n, 9), readings[:, -6:]], axis=1
