@@ -60,17 +60,37 @@ class TestProtocol:
     env_steps: int  # per task and inner step (VPG's batch_size)
     later_step: float  # step size of the steps after the first, as a fraction of the first
     script: str
+    goal_seed: int  # the script's np.random.seed before it draws its 40 goals
+    goal_high: float  # goals uniform in [-goal_high, goal_high]^2 (navigation) or [0, goal_high]
+    backward_below: float | None = None  # direction families: goals below it run backward
 
 
 # Each script's first step has `init_learning_rate` (the training inner lr) and the later ones the
 # learning rate of its `tf_optimizer_args`: 0.5 of it, and 0.01 for the ant's direction.
+# Goals: each script's `np.random.seed(S); np.random.uniform(...)`; the direction envs turn a goal
+# into a direction by their threshold (rllab/envs/mujoco/half_cheetah_env_rand_direc.py: 1.0,
+# ant_env_rand_direc.py: 1.5).
 TEST_PROTOCOLS = {
-    "navigation-2d": TestProtocol(4000, 0.5, "test_maml_point.py"),
-    "halfcheetah-vel": TestProtocol(4000, 0.5, "test_maml_cheetah.py"),
-    "halfcheetah-dir": TestProtocol(4000, 0.5, "test_maml_cheetah_direc.py"),
-    "ant-vel": TestProtocol(4000, 0.5, "test_maml_ant.py"),
-    "ant-dir": TestProtocol(8000, 0.01, "test_maml_ant_direc.py"),
+    "navigation-2d": TestProtocol(4000, 0.5, "test_maml_point.py", 1, 0.5),
+    "halfcheetah-vel": TestProtocol(4000, 0.5, "test_maml_cheetah.py", 1, 2.0),
+    "halfcheetah-dir": TestProtocol(4000, 0.5, "test_maml_cheetah_direc.py", 1, 2.0, 1.0),
+    "ant-vel": TestProtocol(4000, 0.5, "test_maml_ant.py", 1, 3.0),
+    "ant-dir": TestProtocol(8000, 0.01, "test_maml_ant_direc.py", 2, 3.0, 1.5),
 }
+PAPER_TASKS = 40
+
+
+def paper_tasks(env: str) -> np.ndarray:
+    """The 40 test tasks of the MAML paper's figure for ``env`` (its authors' test script's
+    goals), as this toolkit's task arrays: (40, task_dim)."""
+    protocol = TEST_PROTOCOLS[env]
+    draw = np.random.RandomState(protocol.goal_seed)  # the scripts' global legacy generator
+    if env == "navigation-2d":
+        return draw.uniform(-protocol.goal_high, protocol.goal_high, size=(PAPER_TASKS, 2))
+    goals = draw.uniform(0.0, protocol.goal_high, size=(PAPER_TASKS, 1))
+    if protocol.backward_below is None:
+        return goals
+    return np.where(goals < protocol.backward_below, -1.0, 1.0)
 
 
 def default_step_sizes(config: TrainConfig) -> list[float]:
@@ -94,8 +114,11 @@ def returns_after_steps(
     seed: int,
     rollouts: int | None = None,
     budget: int | None = None,
+    task_array: np.ndarray | None = None,
 ) -> Tensor:
     """Mean return per task after 0..steps inner steps on new tasks: (steps + 1, tasks).
+
+    The tasks are drawn from ``seed``, or are ``task_array`` ((tasks, task_dim)) when given.
 
     Each step samples ``rollouts`` episodes per task; with ``budget``, ``rollouts`` lanes per task
     run episodes back to back until ``budget`` env steps, as the MAML authors' rllab sampler did
@@ -106,7 +129,11 @@ def returns_after_steps(
         eval_config.rollouts = rollouts
     _, sampler = build(eval_config, torch.device("cpu"))
     policy, device = learner.model, next(learner.model.parameters()).device
-    sampler.set_tasks(sampler.sample_tasks(np.random.default_rng(seed + TEST_SEED_OFFSET)))
+    if task_array is None:
+        task_array = sampler.sample_tasks(np.random.default_rng(seed + TEST_SEED_OFFSET))
+    elif len(task_array) != tasks:
+        raise ValueError(f"task_array has {len(task_array)} tasks, expected {tasks}")
+    sampler.set_tasks(task_array)
     params, per_task = learner.meta_params(), False
     seeds = np.random.SeedSequence([seed, TEST_SEED_OFFSET]).generate_state(steps + 1)
     returns = []
@@ -194,6 +221,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--init-seed", type=int, default=0, help="with --untrained: the initialisation's seed"
     )
     parser.add_argument("--tasks", type=int, default=40, help="new test tasks")
+    parser.add_argument(
+        "--paper-tasks",
+        action="store_true",
+        help="instead of new test tasks, the 40 of the MAML paper's figure (the goals its "
+        "authors' test script drew), for a task-by-task comparison with their result files",
+    )
     parser.add_argument("--steps", type=int, default=3, help="inner steps")
     parser.add_argument(
         "--rollouts",
@@ -237,6 +270,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         learner, config = load_run(args.run, resolve_device(args.device))
     step_sizes = args.step_sizes or default_step_sizes(config)
+    task_array = None
+    if args.paper_tasks:
+        if args.tasks != 40:
+            raise UsageError(f"--paper-tasks are the paper's 40; drop --tasks {args.tasks}")
+        task_array = paper_tasks(config.env)
     returns = returns_after_steps(
         learner,
         config,
@@ -246,8 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.seed,
         args.rollouts or default_rollouts(config),
         args.budget,
+        task_array,
     )
-    print(f"{config.env}: {args.tasks} test tasks")
+    which = "the MAML paper's 40" if args.paper_tasks else f"{args.tasks} new"
+    print(f"{config.env}: {which} test tasks")
     print(format_returns(returns))
     if args.plot:
         plot_returns(returns, Path(args.plot), f"{config.env}, {args.tasks} test tasks")

@@ -298,3 +298,33 @@ def test_evaluation_follows_each_familys_test_script():
         assert default_rollouts(config) == rollouts
         assert default_step_sizes(config) == pytest.approx(step_sizes)
     assert default_rollouts(TrainConfig(env="halfcheetah-vel", horizon=100)) == 40
+
+
+def test_paper_tasks_are_the_authors_test_goals(capsys):
+    from maml_rl import evaluate as evaluate_cli
+    from maml_rl.evaluate import paper_tasks, returns_after_steps, untrained_learner
+
+    first_draw_of_seed_1 = 0.417022004702574  # np.random.seed(1); np.random.uniform()
+    ant = paper_tasks("ant-vel")
+    assert ant.shape == (40, 1) and ant[0, 0] == pytest.approx(3.0 * first_draw_of_seed_1)
+    assert paper_tasks("navigation-2d")[0, 0] == pytest.approx(first_draw_of_seed_1 - 0.5)
+    assert np.abs(paper_tasks("navigation-2d")).max() <= 0.5
+    cheetah = paper_tasks("halfcheetah-dir")  # the authors' pkl: 22 backward, 18 forward tasks
+    assert set(np.unique(cheetah)) == {-1.0, 1.0} and (cheetah < 0).sum() == 22
+    assert set(np.unique(paper_tasks("ant-dir"))) == {-1.0, 1.0}
+
+    learner, config = untrained_learner("navigation-2d", None, 0, torch.device("cpu"))
+    goals = np.array([[0.5, 0.5], [0.01, 0.0]])  # far from the start at the origin, and near
+    returns = returns_after_steps(learner, config, 2, 0, [0.1], 0, 2, None, goals)
+    assert returns[0, 0] < returns[0, 1]
+    with pytest.raises(ValueError, match="task_array has 2 tasks, expected 3"):
+        returns_after_steps(learner, config, 3, 0, [0.1], 0, 2, None, goals)
+    args = ["--untrained", "navigation-2d", "--paper-tasks", "--steps", "0", "--rollouts", "1"]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(evaluate_cli.main, args)
+    assert exit_info.value.code == 0
+    assert "navigation-2d: the MAML paper's 40 test tasks" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(evaluate_cli.main, [*args, "--tasks", "3"])
+    assert exit_info.value.code == 2
+    assert "--paper-tasks are the paper's 40; drop --tasks 3" in capsys.readouterr().err
