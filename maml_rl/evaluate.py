@@ -28,7 +28,8 @@ from maml_rl.config import TrainConfig
 from maml_rl.episodes import with_advantages
 from maml_rl.losses import reinforce_loss
 from maml_rl.policies import INITS
-from maml_rl.trainer import build, build_learner
+from maml_rl.sampler import Sampler
+from maml_rl.trainer import build_learner, make_sampler
 
 TEST_SEED_OFFSET = 7_919  # test tasks come from a generator of their own
 
@@ -115,55 +116,80 @@ def returns_after_steps(
     rollouts: int | None = None,
     budget: int | None = None,
     task_array: np.ndarray | None = None,
+    block: int = 40,
 ) -> Tensor:
     """Mean return per task after 0..steps inner steps on new tasks: (steps + 1, tasks).
 
     The tasks are drawn from ``seed``, or are ``task_array`` ((tasks, task_dim)) when given.
-
     Each step samples ``rollouts`` episodes per task; with ``budget``, ``rollouts`` lanes per task
     run episodes back to back until ``budget`` env steps, as the MAML authors' rllab sampler did
-    (``maml_rl.budget``), and the mean is over the episodes it would have kept.
+    (``maml_rl.budget``), and the mean is over the episodes it would have kept. The tasks go
+    through in blocks of ``block`` (the episodes of 200 Ant tasks under a budget overflowed 24 GiB
+    at once), each block drawing the random numbers one sampler of all the tasks would draw: the
+    same episodes up to the rounding of batched float sums (which an Ant's contacts amplify).
     """
+    if block < 1:
+        raise ValueError(f"block must be positive, got {block}")
     eval_config = TrainConfig(**{**config.__dict__, "meta_batch": tasks})
     if rollouts:
         eval_config.rollouts = rollouts
-    _, sampler = build(eval_config, torch.device("cpu"))
-    policy, device = learner.model, next(learner.model.parameters()).device
     if task_array is None:
-        task_array = sampler.sample_tasks(np.random.default_rng(seed + TEST_SEED_OFFSET))
+        rng = np.random.default_rng(seed + TEST_SEED_OFFSET)
+        task_array = family_class(config.env).sample_tasks(tasks, rng)
     elif len(task_array) != tasks:
         raise ValueError(f"task_array has {len(task_array)} tasks, expected {tasks}")
-    sampler.set_tasks(task_array)
+    blocks = []
+    for first in range(0, tasks, block):
+        share = slice(first, min(first + block, tasks))
+        sampler = make_sampler(eval_config, share)
+        try:
+            sampler.set_tasks(task_array[share])
+            blocks.append(
+                _adapt_and_sample(learner, config, sampler, steps, step_sizes, seed, budget)
+            )
+        finally:
+            sampler.close()
+    return torch.cat(blocks, dim=1)
+
+
+def _adapt_and_sample(
+    learner: MAML,
+    config: TrainConfig,
+    sampler: Sampler,
+    steps: int,
+    step_sizes: Sequence[float],
+    seed: int,
+    budget: int | None,
+) -> Tensor:
+    """``returns_after_steps`` for the tasks of one sampler: (steps + 1, its tasks)."""
+    policy, device = learner.model, next(learner.model.parameters()).device
     params, per_task = learner.meta_params(), False
     seeds = np.random.SeedSequence([seed, TEST_SEED_OFFSET]).generate_state(steps + 1)
     returns = []
-    try:
-        for step in range(steps + 1):
-            if budget is None:
-                episodes = sampler.sample(policy, params, per_task, seed=int(seeds[step]))
-                returns.append(episodes.returns_per_episode().mean(dim=1))
-            else:
-                episodes, kept = sample_within_budget(
-                    partial(sampler.sample, policy, params, per_task), budget, int(seeds[step])
-                )
-                returns.append(episodes.returns_per_episode().sum(dim=1) / kept.sum(dim=1))
-            if step == steps:
-                break
-            episodes = with_advantages(episodes.to(device), config.gamma, config.gae_lambda)
-            stepper = MAML(
-                policy,
-                reinforce_loss(type(policy)),
-                inner_lr=step_sizes[min(step, len(step_sizes) - 1)],
-                first_order=True,
+    for step in range(steps + 1):
+        if budget is None:
+            episodes = sampler.sample(policy, params, per_task, seed=int(seeds[step]))
+            returns.append(episodes.returns_per_episode().mean(dim=1))
+        else:
+            episodes, kept = sample_within_budget(
+                partial(sampler.sample, policy, params, per_task), budget, int(seeds[step])
             )
-            start = {n: p.detach() for n, p in params.items()}
-            with torch.no_grad():
-                params = torch.func.vmap(
-                    partial(stepper.adapt, steps=1), in_dims=(0 if per_task else None, 0)
-                )(start, episodes)
-            per_task = True
-    finally:
-        sampler.close()
+            returns.append(episodes.returns_per_episode().sum(dim=1) / kept.sum(dim=1))
+        if step == steps:
+            break
+        episodes = with_advantages(episodes.to(device), config.gamma, config.gae_lambda)
+        stepper = MAML(
+            policy,
+            reinforce_loss(type(policy)),
+            inner_lr=step_sizes[min(step, len(step_sizes) - 1)],
+            first_order=True,
+        )
+        start = {n: p.detach() for n, p in params.items()}
+        with torch.no_grad():
+            params = torch.func.vmap(
+                partial(stepper.adapt, steps=1), in_dims=(0 if per_task else None, 0)
+            )(start, episodes)
+        per_task = True
     return torch.stack(returns)
 
 

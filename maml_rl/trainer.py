@@ -80,17 +80,20 @@ def build(
     config: TrainConfig, device: torch.device, ranks: Ranks = ONE_PROCESS
 ) -> tuple[MAML, Sampler]:
     """The sampler (of this rank's tasks) and a freshly initialised meta-learner."""
-    learner = build_learner(config, device)
-    sampler = Sampler(
+    return build_learner(config, device), make_sampler(config, ranks.share(config.meta_batch))
+
+
+def make_sampler(config: TrainConfig, tasks: slice | None = None) -> Sampler:
+    """The sampler of ``config``'s meta-batch, or of its block ``tasks`` of it."""
+    return Sampler(
         config.env,
         config.meta_batch,
         config.rollouts,
         horizon=config.horizon or None,
         nthread=config.nthread or distributed.cores_per_rank(),
         env_kwargs={"frame_skip": config.frame_skip} if config.frame_skip else None,
-        tasks=ranks.share(config.meta_batch),
+        tasks=tasks,
     )
-    return learner, sampler
 
 
 def trpo_settings(config: TrainConfig, device: torch.device) -> TRPOSettings:

@@ -328,3 +328,16 @@ def test_paper_tasks_are_the_authors_test_goals(capsys):
         run_cli(evaluate_cli.main, [*args, "--tasks", "3"])
     assert exit_info.value.code == 2
     assert "--paper-tasks are the paper's 40; drop --tasks 3" in capsys.readouterr().err
+
+
+def test_evaluation_in_blocks_of_tasks_draws_what_one_sampler_would():
+    from maml_rl.evaluate import returns_after_steps, untrained_learner
+
+    learner, config = untrained_learner("navigation-2d", None, 0, torch.device("cpu"))
+    for budget in (None, 300):  # 300 steps: several rounds of episodes that end at the goal
+        whole = returns_after_steps(learner, config, 5, 2, [0.5], 3, 2, budget, block=5)
+        blocks = returns_after_steps(learner, config, 5, 2, [0.5], 3, 2, budget, block=2)
+        assert whole.shape == (3, 5)
+        torch.testing.assert_close(blocks, whole, rtol=1e-5, atol=1e-3)
+    with pytest.raises(ValueError, match="block must be positive, got 0"):
+        returns_after_steps(learner, config, 5, 0, [0.5], 3, 2, None, block=0)
