@@ -62,7 +62,8 @@ class TestProtocol:
     later_step: float  # step size of the steps after the first, as a fraction of the first
     script: str
     goal_seed: int  # the script's np.random.seed before it draws its 40 goals
-    goal_high: float  # goals uniform in [-goal_high, goal_high]^2 (navigation) or [0, goal_high]
+    goal_low: float  # goals uniform in [goal_low, goal_high] per task dimension
+    goal_high: float
     backward_below: float | None = None  # direction families: goals below it run backward
 
 
@@ -72,11 +73,11 @@ class TestProtocol:
 # into a direction by their threshold (rllab/envs/mujoco/half_cheetah_env_rand_direc.py: 1.0,
 # ant_env_rand_direc.py: 1.5).
 TEST_PROTOCOLS = {
-    "navigation-2d": TestProtocol(4000, 0.5, "test_maml_point.py", 1, 0.5),
-    "halfcheetah-vel": TestProtocol(4000, 0.5, "test_maml_cheetah.py", 1, 2.0),
-    "halfcheetah-dir": TestProtocol(4000, 0.5, "test_maml_cheetah_direc.py", 1, 2.0, 1.0),
-    "ant-vel": TestProtocol(4000, 0.5, "test_maml_ant.py", 1, 3.0),
-    "ant-dir": TestProtocol(8000, 0.01, "test_maml_ant_direc.py", 2, 3.0, 1.5),
+    "navigation-2d": TestProtocol(4000, 0.5, "test_maml_point.py", 1, -0.5, 0.5),
+    "halfcheetah-vel": TestProtocol(4000, 0.5, "test_maml_cheetah.py", 1, 0.0, 2.0),
+    "halfcheetah-dir": TestProtocol(4000, 0.5, "test_maml_cheetah_direc.py", 1, 0.0, 2.0, 1.0),
+    "ant-vel": TestProtocol(4000, 0.5, "test_maml_ant.py", 1, 0.0, 3.0),
+    "ant-dir": TestProtocol(8000, 0.01, "test_maml_ant_direc.py", 2, 0.0, 3.0, 1.5),
 }
 PAPER_TASKS = 40
 
@@ -86,9 +87,8 @@ def paper_tasks(env: str) -> np.ndarray:
     goals), as this toolkit's task arrays: (40, task_dim)."""
     protocol = TEST_PROTOCOLS[env]
     draw = np.random.RandomState(protocol.goal_seed)  # the scripts' global legacy generator
-    if env == "navigation-2d":
-        return draw.uniform(-protocol.goal_high, protocol.goal_high, size=(PAPER_TASKS, 2))
-    goals = draw.uniform(0.0, protocol.goal_high, size=(PAPER_TASKS, 1))
+    size = (PAPER_TASKS, family_class(env).task_dim)
+    goals = draw.uniform(protocol.goal_low, protocol.goal_high, size=size)
     if protocol.backward_below is None:
         return goals
     return np.where(goals < protocol.backward_below, -1.0, 1.0)
@@ -298,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     step_sizes = args.step_sizes or default_step_sizes(config)
     task_array = None
     if args.paper_tasks:
-        if args.tasks != 40:
+        if args.tasks != PAPER_TASKS:
             raise UsageError(f"--paper-tasks are the paper's 40; drop --tasks {args.tasks}")
         task_array = paper_tasks(config.env)
     returns = returns_after_steps(
@@ -312,11 +312,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.budget,
         task_array,
     )
-    which = "the MAML paper's 40" if args.paper_tasks else f"{args.tasks} new"
+    which = f"the MAML paper's {PAPER_TASKS}" if args.paper_tasks else f"{args.tasks} new"
     print(f"{config.env}: {which} test tasks")
     print(format_returns(returns))
     if args.plot:
-        plot_returns(returns, Path(args.plot), f"{config.env}, {args.tasks} test tasks")
+        plot_returns(returns, Path(args.plot), f"{config.env}, {which} test tasks")
         print(f"plot: {args.plot}")
     return 0
 

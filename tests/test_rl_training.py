@@ -316,7 +316,8 @@ def test_paper_tasks_are_the_authors_test_goals(capsys):
     learner, config = untrained_learner("navigation-2d", None, 0, torch.device("cpu"))
     goals = np.array([[0.5, 0.5], [0.01, 0.0]])  # far from the start at the origin, and near
     returns = returns_after_steps(learner, config, 2, 0, [0.1], 0, 2, None, goals)
-    assert returns[0, 0] < returns[0, 1]
+    swapped = returns_after_steps(learner, config, 2, 0, [0.1], 0, 2, None, goals[::-1])
+    assert returns[0, 0] < returns[0, 1] and swapped[0, 1] < swapped[0, 0]
     with pytest.raises(ValueError, match="task_array has 2 tasks, expected 3"):
         returns_after_steps(learner, config, 3, 0, [0.1], 0, 2, None, goals)
     args = ["--untrained", "navigation-2d", "--paper-tasks", "--steps", "0", "--rollouts", "1"]
