@@ -67,6 +67,12 @@ class Ranks:
             offset += t.numel()
         self.seconds += time.perf_counter() - started
 
+    def barrier(self) -> None:
+        """Wait until every rank is here: no rank leaves the group (closing its connections)
+        while a peer still works in it (gloo can then abort the leaving process)."""
+        if self.world > 1:
+            dist.barrier()
+
     def any(self, flag: bool, device: torch.device) -> bool:
         """Whether ``flag`` is true on any rank (the same answer on every rank)."""
         if self.world == 1:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
+
+# How long a silent rank that met an error waits before it exits: torchrun stops every rank once
+# one exits with an error, and rank 0 must have said it by then.
+QUIET_RANK_GRACE = 10.0
 
 
 class UsageError(Exception):
@@ -21,12 +26,10 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
     speak = os.environ.get("RANK", "0") == "0"
     try:
         code = main(argv)
-    except UsageError as error:
+    except (UsageError, TrainingError) as error:
         if speak:
             print(f"error: {error}", file=sys.stderr)
-        code = 2
-    except TrainingError as error:
-        if speak:
-            print(f"error: {error}", file=sys.stderr)
-        code = 1
+        else:
+            time.sleep(QUIET_RANK_GRACE)
+        code = 2 if isinstance(error, UsageError) else 1
     sys.exit(code or 0)

@@ -182,11 +182,13 @@ def run(
                     checkpoint(done)
                 if stopping and done < iterations:
                     front.snapshot(writer, done)
+                    ranks.barrier()
                     progress.close()
                     if main:
                         print(f"stopped at iteration {done}; continue with --resume {run_dir}")
                     raise Stopped(stop.signal or signal.SIGTERM)
             front.snapshot(writer, done)
+            ranks.barrier()
     except Stopped as stopped:
         if stopped.at_once and main:
             progress.close()
