@@ -215,7 +215,10 @@ class _MujocoPhysics(_Physics):
             )
             self.states[i] = state
         self.ctrls[index] = 0.0
-        self._derived = None
+        if self._derived is not None and self.derive is not None and len(index):
+            # Only the restarted copies' quantities change (a sampler restarts a few at a time).
+            self._derived = self._derived.copy()
+            self._derived[index] = self.derive(self.states[index], self.ctrls[index])
 
     def derived(self) -> np.ndarray | None:
         """The family's derived quantities of the current states (computed once per state)."""

@@ -75,11 +75,15 @@ class Ranks:
 
     def any(self, flag: bool, device: torch.device) -> bool:
         """Whether ``flag`` is true on any rank (the same answer on every rank)."""
+        return bool(self.most(int(flag), device))
+
+    def most(self, value: int, device: torch.device) -> int:
+        """The largest of the ranks' ``value`` (the same answer on every rank)."""
         if self.world == 1:
-            return flag
-        value = torch.tensor([float(flag)], device=device)
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
-        return bool(value.item())
+            return value
+        tensor = torch.tensor([value], dtype=torch.int64, device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return int(tensor.item())
 
 
 ONE_PROCESS = Ranks()

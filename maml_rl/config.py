@@ -8,6 +8,7 @@ from maml.runs import DEVICES
 from maml_rl.fisher import SUBSAMPLES
 from maml_rl.meta_update import META_STEPS
 from maml_rl.policies import INITS
+from maml_rl.sampler import SAMPLINGS
 
 ENV_NAMES = ("navigation-2d", "halfcheetah-vel", "halfcheetah-dir", "ant-vel", "ant-dir")
 
@@ -25,6 +26,13 @@ class TrainConfig:
     meta_batch: int = _f(40, "tasks per meta-iteration", positive=True)
     rollouts: int = _f(20, "episodes per task per sampling", positive=True)
     horizon: int = _f(0, "episode length; 0 takes the family's (100 or 200)")
+    sampling: str = _f(
+        "episodes",
+        "what each sampling gathers per task: episodes (--rollouts whole episodes) or steps (the "
+        "MAML authors' rllab sampler: --rollouts lanes run episodes back to back until rollouts "
+        "x horizon steps are complete; more, shorter episodes where episodes end early)",
+        choices=SAMPLINGS,
+    )
     frame_skip: int = _f(
         0,
         "MuJoCo physics steps per env step; 0 takes the env's own (HalfCheetah: Gymnasium's 5, "

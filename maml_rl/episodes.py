@@ -25,6 +25,20 @@ class Episodes(NamedTuple):
         """Undiscounted return of each episode: (T, R)."""
         return (self.rewards * self.mask).sum(-1)
 
+    def returns_per_task(self) -> Tensor:
+        """Mean undiscounted return over each task's episodes, padding left out: (T,)."""
+        kept = self.mask.any(dim=-1)
+        return self.returns_per_episode().sum(dim=1) / kept.sum(dim=1)
+
+    def padded(self, episodes: int) -> Episodes:
+        """The same episodes, then masked-out empty ones up to ``episodes`` per task."""
+        extra = episodes - self.mask.shape[1]
+        if extra <= 0:
+            return self
+        return Episodes(
+            *(torch.cat([x, x.new_zeros(x.shape[0], extra, *x.shape[2:])], dim=1) for x in self)
+        )
+
     def to(self, device: torch.device | str) -> Episodes:
         return Episodes(*(x.to(device) for x in self))
 

@@ -23,7 +23,6 @@ from maml.errors import UsageError, run_cli
 from maml.learner import MAML
 from maml.presets import read_preset
 from maml.runs import DEVICES, load_learner_state, mean_and_ci95, read_run, resolve_device
-from maml_rl.budget import sample_within_budget
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import with_advantages
 from maml_rl.losses import reinforce_loss
@@ -123,7 +122,7 @@ def returns_after_steps(
     The tasks are drawn from ``seed``, or are ``task_array`` ((tasks, task_dim)) when given.
     Each step samples ``rollouts`` episodes per task; with ``budget``, ``rollouts`` lanes per task
     run episodes back to back until ``budget`` env steps, as the MAML authors' rllab sampler did
-    (``maml_rl.budget``), and the mean is over the episodes it would have kept. The tasks go
+    (``Sampler.sample_steps``), and the mean is over the episodes it kept. The tasks go
     through in blocks of ``block`` (the episodes of 200 Ant tasks under a budget overflowed 24 GiB
     at once), each block drawing the random numbers one sampler of all the tasks would draw: the
     same episodes up to the rounding of batched float sums (which an Ant's contacts amplify).
@@ -169,12 +168,9 @@ def _adapt_and_sample(
     for step in range(steps + 1):
         if budget is None:
             episodes = sampler.sample(policy, params, per_task, seed=int(seeds[step]))
-            returns.append(episodes.returns_per_episode().mean(dim=1))
         else:
-            episodes, kept = sample_within_budget(
-                partial(sampler.sample, policy, params, per_task), budget, int(seeds[step])
-            )
-            returns.append(episodes.returns_per_episode().sum(dim=1) / kept.sum(dim=1))
+            episodes = sampler.sample_steps(policy, params, per_task, int(seeds[step]), budget)
+        returns.append(episodes.returns_per_task())
         if step == steps:
             break
         episodes = with_advantages(episodes.to(device), config.gamma, config.gae_lambda)

@@ -13,6 +13,9 @@ from envs import BatchedTaskEnv
 from maml.inner_loop import Params
 from maml_rl.episodes import Episodes
 
+# What a sampling gathers per task: whole episodes, or a step budget as rllab's sampler did.
+SAMPLINGS = ("episodes", "steps")
+
 
 @contextmanager
 def torch_threads(count: int) -> Iterator[None]:
@@ -79,25 +82,39 @@ class Sampler:
         """Give task i to its ``rollouts`` copies."""
         self.env.set_tasks(np.repeat(np.asarray(tasks), self.rollouts, axis=0))
 
-    def sample(self, policy: nn.Module, params: Params, per_task: bool, seed: int) -> Episodes:
-        """Episodes of every copy under ``params`` (shared, or per task with ``per_task=True``)."""
-        tasks, rollouts, horizon = self.meta_batch, self.rollouts, self.horizon
+    def _acting(self, policy: nn.Module, params: Params, per_task: bool):
+        """The policy's outputs for (tasks, rollouts, obs) observations, and its action draws
+        from a generator (those of the whole meta-batch, of which this sampler keeps its block)."""
         params = {n: p.detach().cpu() for n, p in params.items()}
-        generator = torch.Generator().manual_seed(seed)
 
         def outputs_of(obs: Tensor) -> Tensor:
             if per_task:
                 return policy.batched(params, obs)
             return torch.func.functional_call(policy, params, (obs,))
 
-        def sample(outputs: Tensor) -> Tensor:
-            if tasks == self.all_tasks:
+        def sample(outputs: Tensor, generator: torch.Generator) -> Tensor:
+            if self.meta_batch == self.all_tasks:
                 return policy.sample(outputs, generator)
             # The whole batch's draws (a Gaussian's noise does not depend on its mean), then ours.
             whole = outputs.new_zeros((self.all_tasks, *outputs.shape[1:]))
             whole[self.share] = outputs
             return policy.sample(whole, generator)[self.share]
 
+        return outputs_of, sample
+
+    def _env_actions(self, actions: Tensor) -> np.ndarray:
+        """The policy's actions in [-1, 1] rescaled to the env's box and clipped to it."""
+        env_actions = actions.reshape(self.meta_batch * self.rollouts, -1).double().numpy()
+        if self._action_box is not None:
+            center, half, low, high = self._action_box
+            env_actions = np.clip(center + half * env_actions, low, high)
+        return env_actions
+
+    def sample(self, policy: nn.Module, params: Params, per_task: bool, seed: int) -> Episodes:
+        """Episodes of every copy under ``params`` (shared, or per task with ``per_task=True``)."""
+        tasks, rollouts, horizon = self.meta_batch, self.rollouts, self.horizon
+        outputs_of, sample = self._acting(policy, params, per_task)
+        generator = torch.Generator().manual_seed(seed)
         columns: dict[str, list[Tensor]] = {k: [] for k in ("obs", "act", "rew", "mask", "out")}
         first = self.share.start * rollouts  # copy i of the whole batch resets from seed + i
         with torch_threads(self.threads), torch.no_grad():
@@ -106,12 +123,8 @@ class Sampler:
             for _ in range(horizon):
                 observations = torch.as_tensor(obs, dtype=torch.float32).view(tasks, rollouts, -1)
                 outputs = outputs_of(observations)
-                actions = sample(outputs)
-                env_actions = actions.reshape(tasks * rollouts, -1).double().numpy()
-                if self._action_box is not None:
-                    center, half, low, high = self._action_box
-                    env_actions = np.clip(center + half * env_actions, low, high)
-                obs, rewards, terminated, _, _ = self.env.step(env_actions)
+                actions = sample(outputs, generator)
+                obs, rewards, terminated, _, _ = self.env.step(self._env_actions(actions))
                 columns["obs"].append(observations)
                 columns["act"].append(actions)
                 columns["out"].append(outputs)
@@ -133,8 +146,99 @@ class Sampler:
             advantages=torch.zeros_like(rewards),
         )
 
+    def sample_steps(
+        self, policy: nn.Module, params: Params, per_task: bool, seed: int, budget: int
+    ) -> Episodes:
+        """Episodes as the MAML authors' rllab sampler gathered them: a step budget per task.
+
+        rllab's ``VectorizedSampler`` (``cbfinn/maml_rl``, ``sandbox/rocky/tf/samplers/
+        vectorized_sampler.py``) steps its envs in lockstep, restarts an env at once when its
+        episode ends, and stops after the time step at which the completed episodes hold at
+        least ``budget`` steps; the episodes still running then are dropped. Here each task's
+        ``rollouts`` copies are its lanes and each task stops at its own such time step. Where
+        episodes end early (a fallen Ant) that gives more episodes than lanes, and favours short
+        ones: a lane's long episode is the one most often cut off. Returns (tasks, E, horizon,
+        ...), E the most episodes any task kept, the others padded with masked-out episodes.
+        """
+        if budget < 1:
+            raise ValueError(f"budget must be positive, got {budget}")
+        tasks, rollouts, horizon = self.meta_batch, self.rollouts, self.horizon
+        lanes = tasks * rollouts
+        outputs_of, sample = self._acting(policy, params, per_task)
+        generator = torch.Generator().manual_seed(seed)
+        columns: dict[str, list[Tensor]] = {k: [] for k in ("obs", "act", "rew", "out")}
+        task_of = np.arange(lanes) // rollouts
+        elapsed = np.zeros(lanes, dtype=np.int64)  # steps into each lane's running episode
+        completed = np.zeros(tasks, dtype=np.int64)  # steps of each task's completed episodes
+        stop = np.full(tasks, -1)  # the time step at which each task's budget was met
+        ends: list[tuple[int, int, int]] = []  # (lane, last time step, length) of kept episodes
+        first = self.share.start * rollouts
+        with torch_threads(self.threads), torch.no_grad():
+            obs, _ = self.env.reset(seed=[seed + first + i for i in range(lanes)])
+            t = 0
+            while (stop < 0).any():
+                observations = torch.as_tensor(obs, dtype=torch.float32).view(tasks, rollouts, -1)
+                outputs = outputs_of(observations)
+                actions = sample(outputs, generator)
+                obs, rewards, terminated, _, _ = self.env.step(self._env_actions(actions))
+                columns["obs"].append(observations.reshape(lanes, -1))
+                columns["act"].append(actions.reshape(lanes, -1))
+                columns["out"].append(outputs.reshape(lanes, -1))
+                columns["rew"].append(torch.as_tensor(rewards, dtype=torch.float32))
+                elapsed += 1
+                ended = terminated | (elapsed >= horizon)
+                for lane in np.flatnonzero(ended & (stop[task_of] < 0)):
+                    ends.append((lane, t, elapsed[lane]))
+                    completed[task_of[lane]] += elapsed[lane]
+                stop[(stop < 0) & (completed >= budget)] = t
+                if ended.any():
+                    obs, _ = self.env.reset(options={"reset_mask": ended})
+                    elapsed[ended] = 0
+                t += 1
+        self.steps_taken += lanes * t
+        return _episodes_of(columns, ends, task_of, tasks, horizon)
+
     def close(self) -> None:
         self.env.close()
+
+
+def _episodes_of(
+    columns: dict[str, list[Tensor]],
+    ends: list[tuple[int, int, int]],
+    task_of: np.ndarray,
+    tasks: int,
+    horizon: int,
+) -> Episodes:
+    """The episodes (lane, last time step, length) cut out of time-major columns, grouped by
+    task in the order they ended, padded to the most any task has: (tasks, E, horizon, ...)."""
+    per_task: list[list[tuple[int, int, int]]] = [[] for _ in range(tasks)]
+    for end in ends:
+        per_task[task_of[end[0]]].append(end)
+    most = max(len(kept) for kept in per_task)
+    lane = torch.zeros(tasks, most, dtype=torch.long)
+    start = torch.zeros(tasks, most, dtype=torch.long)
+    length = torch.zeros(tasks, most, dtype=torch.long)
+    for task, kept in enumerate(per_task):
+        for k, (index, last, steps) in enumerate(kept):
+            lane[task, k], start[task, k], length[task, k] = int(index), last - steps + 1, steps
+    step = torch.arange(horizon)
+    mask = step < length.unsqueeze(-1)  # (tasks, E, horizon)
+    time = (start.unsqueeze(-1) + step).clamp(max=len(columns["obs"]) - 1)
+    lanes = lane.unsqueeze(-1).expand_as(time)
+
+    def cut(key: str) -> Tensor:
+        values = torch.stack(columns[key])[time, lanes]  # (tasks, E, horizon, ...)
+        return values * mask.view(*mask.shape, *[1] * (values.dim() - 3)).to(values.dtype)
+
+    rewards = cut("rew")
+    return Episodes(
+        observations=cut("obs"),
+        actions=cut("act"),
+        rewards=rewards,
+        mask=mask.float(),
+        outputs=cut("out"),
+        advantages=torch.zeros_like(rewards),
+    )
 
 
 def _box_rescaling(space) -> tuple[np.ndarray, ...] | None:

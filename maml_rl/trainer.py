@@ -117,7 +117,12 @@ def iteration_seeds(seed: int, iteration: int) -> np.random.SeedSequence:
 
 
 def sample_iteration(
-    learner: MAML, sampler: Sampler, config: TrainConfig, iteration: int, device: torch.device
+    learner: MAML,
+    sampler: Sampler,
+    config: TrainConfig,
+    iteration: int,
+    device: torch.device,
+    ranks: Ranks = ONE_PROCESS,
 ) -> tuple[list[Episodes], Episodes, list[Params], dict[str, float]]:
     """Tasks, then train episodes for each inner step and valid episodes after adaptation.
 
@@ -138,7 +143,14 @@ def sample_iteration(
             adapted.append(params)
         times["adaptation"] += time.perf_counter() - started
         started = time.perf_counter()
-        episodes = sampler.sample(learner.model, params, per_task, seed=int(seeds[step + 1]))
+        seed = int(seeds[step + 1])
+        if config.sampling == "steps":
+            budget = config.rollouts * sampler.horizon
+            episodes = sampler.sample_steps(learner.model, params, per_task, seed, budget)
+            # Every rank's batch as wide as the widest: the Fisher's episode subsets match.
+            episodes = episodes.padded(ranks.most(episodes.mask.shape[1], device))
+        else:
+            episodes = sampler.sample(learner.model, params, per_task, seed=seed)
         times["sampling"] += time.perf_counter() - started
         started = time.perf_counter()
         episodes = with_advantages(episodes.to(device), config.gamma, config.gae_lambda)
@@ -187,7 +199,7 @@ class RLTrainer:
         steps_before = sampler.steps_taken
         traffic = self.ranks.counters()
         train_episodes, valid, adapted, times = sample_iteration(
-            learner, sampler, config, iteration, self.device
+            learner, sampler, config, iteration, self.device, self.ranks
         )
         seeds = iteration_seeds(config.seed, iteration).generate_state(config.inner_steps + 3)
         generator = torch.Generator().manual_seed(int(seeds[-1]))  # Fisher subsets
@@ -228,7 +240,7 @@ class RLTrainer:
 
     def _returns(self, batches: list[Episodes]) -> list[float]:
         """Mean return of each batch's episodes, over every rank's tasks."""
-        means = torch.stack([e.returns_per_episode().mean() for e in batches]).double()
+        means = torch.stack([e.returns_per_task().mean() for e in batches]).double()
         if self.ranks.world > 1:
             means *= self.sampler.meta_batch / self.config.meta_batch
             self.ranks.sum([means])
@@ -249,6 +261,7 @@ class RLTrainer:
             default_step_sizes(config),
             config.seed + VAL_SEED_OFFSET,
             config.rollouts,
+            config.rollouts * self.sampler.horizon if config.sampling == "steps" else None,
         )
         for k, values in enumerate(returns):
             writer.add_scalar(f"val/return_after_{k}_steps", values.mean().item(), done)

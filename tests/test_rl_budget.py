@@ -1,11 +1,12 @@
-"""The step-budget sampler against a plain simulation of rllab's lockstep loop."""
+"""The step-budget sampler (``Sampler.sample_steps``) against a plain simulation of rllab's
+lockstep loop, on scripted episode lengths and on real envs."""
 
 import numpy as np
 import pytest
 import torch
 
-from maml_rl.budget import completed_within_budget, sample_within_budget
-from maml_rl.episodes import Episodes
+from maml_rl.policies import GaussianPolicy
+from maml_rl.sampler import Sampler
 
 
 def rllab_loop(lane_lengths: list[list[int]], budget: int) -> set[tuple[int, int]]:
@@ -22,55 +23,128 @@ def rllab_loop(lane_lengths: list[list[int]], budget: int) -> set[tuple[int, int
     return kept
 
 
+class ScriptedEnv:
+    """Lanes whose episodes last the scripted numbers of steps; each observation says the lane,
+    the episode's number in its lane and the step within it."""
+
+    def __init__(self, lengths: np.ndarray) -> None:
+        self.lengths = lengths  # (lanes, episodes per lane)
+        self.episode = np.zeros(len(lengths), dtype=np.int64)
+        self.step_in = np.zeros(len(lengths), dtype=np.int64)
+
+    def _obs(self) -> np.ndarray:
+        lanes = np.arange(len(self.lengths))
+        return np.stack([lanes, self.episode, self.step_in], axis=1).astype(np.float64)
+
+    def reset(self, seed=None, options=None):
+        mask = (options or {}).get("reset_mask", np.ones(len(self.lengths), dtype=bool))
+        if seed is None:  # a restart: the lane's next episode
+            self.episode[mask] += 1
+        self.step_in[mask] = 0
+        return self._obs(), {}
+
+    def step(self, actions):
+        self.step_in += 1
+        length = self.lengths[np.arange(len(self.lengths)), self.episode]
+        terminated = self.step_in >= length
+        return self._obs(), np.ones(len(self.lengths)), terminated, terminated, {}
+
+    def close(self) -> None:
+        pass
+
+
+def scripted_sampler(lengths: np.ndarray, tasks: int, horizon: int) -> Sampler:
+    sampler = Sampler("navigation-2d", tasks, lengths.shape[0] // tasks, horizon=horizon)
+    sampler.env.close()
+    sampler.env = ScriptedEnv(lengths)
+    return sampler
+
+
 @pytest.mark.parametrize("budget", [1, 7, 40, 95, 300])
-def test_kept_episodes_match_the_lockstep_loop(budget):
+def test_kept_episodes_are_those_of_rllabs_loop(budget):
     rng = np.random.default_rng(budget)
-    tasks, lanes, rounds = 5, 4, 60
-    lengths = torch.as_tensor(rng.integers(1, 21, size=(tasks, lanes, rounds)))
-    lengths[0] = 20  # full-length episodes only
-    lengths[1, :, ::3] = 1  # many ties
-    kept, decided = completed_within_budget(lengths, budget)
-    assert decided.all()
-    for t in range(tasks):
-        expected = rllab_loop(lengths[t].tolist(), budget)
-        assert {tuple(i) for i in torch.nonzero(kept[t]).tolist()} == expected
-        assert sum(int(lengths[t, a, b]) for a, b in expected) >= budget
-
-
-def test_too_few_rounds_are_reported_undecided():
-    lengths = torch.tensor([[[5, 5], [50, 50]], [[1, 1], [1, 1]]])  # (2 tasks, 2 lanes, 2)
-    # Task 0: 20 steps are done at t = 50 (lane 0's unsampled episodes would end before that);
-    # task 1: 4 steps is all there is.
-    kept, decided = completed_within_budget(lengths, 20)
-    assert decided.tolist() == [False, False]
-    kept, decided = completed_within_budget(lengths, 10)
-    assert decided.tolist() == [True, False] and kept[0].tolist() == [[True, True], [False, False]]
+    tasks, rollouts, horizon = 4, 3, 20
+    lengths = rng.integers(1, horizon + 1, size=(tasks * rollouts, 200))
+    lengths[:rollouts] = horizon  # task 0: full-length episodes only
+    lengths[rollouts : 2 * rollouts, ::3] = 1  # task 1: many episodes ending together
+    sampler = scripted_sampler(lengths, tasks, horizon)
+    policy = GaussianPolicy(3, 2, hidden=(4,))
+    params = dict(policy.named_parameters())
+    episodes = sampler.sample_steps(policy, params, per_task=False, seed=0, budget=budget)
+    steps = episodes.mask.sum(-1)
+    for task in range(tasks):
+        lanes = lengths[task * rollouts : (task + 1) * rollouts].tolist()
+        expected = rllab_loop(lanes, budget)
+        kept = steps[task] > 0
+        first = episodes.observations[task, kept, 0]  # (lane, episode, 0) of each kept episode
+        got = {(int(lane) - task * rollouts, int(k)) for lane, k, _ in first.tolist()}
+        assert got == expected
+        # Each kept episode is whole and in order: its scripted length, steps 0, 1, 2, ...
+        for episode, n in zip(episodes.observations[task, kept], steps[task, kept], strict=True):
+            lane, k = int(episode[0, 0]), int(episode[0, 1])
+            assert int(n) == lengths[lane, k]
+            assert episode[: int(n), 2].tolist() == list(range(int(n)))
+        assert int(episodes.rewards[task].sum()) == int(steps[task].sum()) >= budget
+        # Padding episodes hold nothing.
+        assert (episodes.observations[task, ~kept] == 0).all()
     with pytest.raises(ValueError, match="budget must be positive, got 0"):
-        completed_within_budget(lengths, 0)
+        sampler.sample_steps(policy, params, per_task=False, seed=0, budget=0)
 
 
-def _episodes(lengths: torch.Tensor, horizon: int) -> Episodes:
-    tasks, lanes = lengths.shape
-    mask = (torch.arange(horizon) < lengths.unsqueeze(-1)).float()
-    rewards = torch.randn(tasks, lanes, horizon) * mask
-    obs = torch.randn(tasks, lanes, horizon, 2)
-    return Episodes(
-        obs, obs.clone(), rewards, mask, torch.randn(tasks, lanes, horizon, 4), 0 * rewards
-    )
+def test_without_early_ends_the_budget_sampler_gives_the_plain_episodes():
+    """HalfCheetah episodes never end early: rollouts x horizon steps are the plain episodes."""
+    sampler = Sampler("halfcheetah-vel", 2, 3, horizon=15, nthread=1)
+    try:
+        sampler.set_tasks(np.array([[0.5], [1.5]]))
+        policy = GaussianPolicy(sampler.env.single_observation_space.shape[0], 6, hidden=(8,))
+        params = dict(policy.named_parameters())
+        plain = sampler.sample(policy, params, per_task=False, seed=4)
+        budgeted = sampler.sample_steps(policy, params, per_task=False, seed=4, budget=45)
+    finally:
+        sampler.close()
+    for a, b in zip(plain, budgeted, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_sample_within_budget_keeps_the_loops_episodes_and_masks_the_rest():
-    horizon, budget = 10, 25
-    draws = iter(torch.randint(1, horizon + 1, (50, 3, 4), generator=torch.Generator()))
-    episodes, kept = sample_within_budget(lambda seed: _episodes(next(draws), horizon), budget, 0)
-    rounds = episodes.mask.shape[1] // 4
-    lengths = torch.stack([episodes.mask[:, k * 4 : (k + 1) * 4].sum(-1) for k in range(rounds)])
-    assert kept.shape == (3, rounds * 4)
-    for t in range(3):
-        per_lane = [[int(x) for x in lengths[:, t, lane]] for lane in range(4)]
-        in_loop = {k * 4 + lane for lane, k in rllab_loop(per_lane, budget)}
-        assert set(torch.nonzero(kept[t]).flatten().tolist()) == in_loop
-        # Dropped episodes keep no valid step; kept ones keep all of theirs.
-        steps = episodes.mask[t].sum(-1)
-        assert (steps[~kept[t]] == 0).all()
-        assert steps[kept[t]].sum() >= budget
+def test_a_block_of_tasks_gets_the_whole_batchs_episodes():
+    """Navigation episodes end at the goal; a rank's block samples what one sampler would."""
+    policy = GaussianPolicy(2, 2, hidden=(8,))
+    params = dict(policy.named_parameters())
+    tasks = np.random.default_rng(0).uniform(-0.05, 0.05, size=(4, 2))  # goals within reach
+
+    def sample(share):
+        sampler = Sampler("navigation-2d", 4, 3, horizon=30, tasks=share)
+        sampler.set_tasks(tasks[share or slice(None)])
+        return sampler.sample_steps(policy, params, per_task=False, seed=9, budget=150)
+
+    whole, block = sample(None), sample(slice(1, 3))
+    assert (whole.mask.sum(-1) < 30).any()  # some episodes ended early
+    assert whole.mask.shape[1] > 3  # so the budget took more episodes than lanes
+    steps = block.mask.shape[1]
+    for a, b in zip(whole, block, strict=True):
+        torch.testing.assert_close(a[1:3, :steps], b)
+
+
+def test_padding_episodes_changes_no_return_advantage_or_loss():
+    from maml_rl.episodes import with_advantages
+    from maml_rl.losses import reinforce_loss
+
+    sampler = Sampler("navigation-2d", 3, 2, horizon=12)
+    sampler.set_tasks(np.array([[0.1, 0.0], [0.0, -0.2], [0.3, 0.3]]))
+    policy = GaussianPolicy(2, 2, hidden=(8,))
+    params = dict(policy.named_parameters())
+    episodes = sampler.sample_steps(policy, params, per_task=False, seed=1, budget=30)
+    padded = episodes.padded(episodes.mask.shape[1] + 3)
+    assert padded.mask.shape[1] == episodes.mask.shape[1] + 3 and padded.mask[:, -3:].sum() == 0
+    assert episodes.padded(1) is episodes
+    torch.testing.assert_close(padded.returns_per_task(), episodes.returns_per_task())
+    a, b = with_advantages(episodes, 0.99, 1.0), with_advantages(padded, 0.99, 1.0)
+    torch.testing.assert_close(b.advantages[:, : a.mask.shape[1]], a.advantages)
+    loss = reinforce_loss(GaussianPolicy)
+
+    def forward(obs):
+        return torch.func.functional_call(policy, params, (obs,))
+
+    for task in range(3):
+        one_a, one_b = (type(e)(*(x[task] for x in e)) for e in (a, b))
+        torch.testing.assert_close(loss(forward, one_b), loss(forward, one_a))

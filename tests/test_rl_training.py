@@ -171,6 +171,27 @@ def test_short_meta_training_on_navigation_learns_to_adapt(tmp_path):
     assert np.mean(after[-5:]) > np.mean(before[:3])  # and beats the initial policy
 
 
+def test_training_can_sample_a_step_budget_as_the_authors_did(tmp_path):
+    """--sampling steps: rollouts x horizon steps of whole episodes per task, before and after
+    adaptation; an untrained Ant falls in about half its episodes, so there are more of them."""
+    config = TrainConfig(env="ant-vel", meta_batch=4, rollouts=3, init="xavier", nthread=1)
+    config.sampling = "steps"
+    learner, sampler = build(config, torch.device("cpu"))
+    try:
+        train, valid, _, _ = sample_iteration(learner, sampler, config, 0, torch.device("cpu"))
+    finally:
+        sampler.close()
+    for episodes in (*train, valid):
+        steps = episodes.mask.sum(-1)
+        assert (steps.sum(1) >= 600).all()  # per task, the 3 x 200 steps' budget
+        assert (steps[steps > 0] < 200).any() and episodes.mask.shape[1] > 3
+        assert torch.isfinite(episodes.advantages).all()
+    run = tmp_path / "run"
+    args = ["--env", "navigation-2d", *TINY, "--iterations", "2", "--sampling", "steps"]
+    assert run_train([*args, "--run-dir", str(run)]) == 0
+    assert load_checkpoint(run / "checkpoint.pt")["config"]["sampling"] == "steps"
+
+
 def test_every_preset_runs_two_iterations_and_resume_continues_exactly(tmp_path):
     for env in ("navigation-2d", "halfcheetah-vel", "halfcheetah-dir", "ant-vel", "ant-dir"):
         run = tmp_path / env
