@@ -30,6 +30,11 @@ class Episodes(NamedTuple):
         kept = self.mask.any(dim=-1)
         return self.returns_per_episode().sum(dim=1) / kept.sum(dim=1)
 
+    def lengths_per_task(self) -> Tensor:
+        """Mean episode length over each task's episodes, padding left out: (T,)."""
+        steps = self.mask.sum(dim=-1)
+        return steps.sum(dim=1) / (steps > 0).sum(dim=1)
+
     def padded(self, episodes: int) -> Episodes:
         """The same episodes, then masked-out empty ones up to ``episodes`` per task."""
         extra = episodes - self.mask.shape[1]

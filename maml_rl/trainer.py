@@ -220,7 +220,7 @@ class RLTrainer:
         if not (finite and np.isfinite(stats["surrogate_before"])):
             learner.load_state_dict(good)
             raise NonFinite("the surrogate or the policy is not finite")
-        returns = self._returns([*train_episodes, valid])
+        returns, lengths = self._task_means([*train_episodes, valid])
         postfix = {"before": f"{returns[0]:.1f}", "after": f"{returns[-1]:.1f}"}
         if writer is None:
             return postfix
@@ -230,7 +230,7 @@ class RLTrainer:
             times["collectives"] = self.ranks.seconds - traffic[0]
             writer.add_scalar("charts/bytes_all_reduced", self.ranks.bytes - traffic[1], done)
             writer.add_scalar("charts/all_reduces", self.ranks.calls - traffic[2], done)
-        _log(writer, done, returns, stats, times, env_steps, clock())
+        _log(writer, done, returns, lengths, stats, times, env_steps, clock())
         # The whole iteration, logging included (benchmarks.speed_rl).
         writer.add_scalar("time/iteration_seconds", time.perf_counter() - started, done)
         every = config.val_every
@@ -238,13 +238,16 @@ class RLTrainer:
             self.validate(writer, done)
         return postfix
 
-    def _returns(self, batches: list[Episodes]) -> list[float]:
-        """Mean return of each batch's episodes, over every rank's tasks."""
-        means = torch.stack([e.returns_per_task().mean() for e in batches]).double()
+    def _task_means(self, batches: list[Episodes]) -> tuple[list[float], list[float]]:
+        """Mean return and mean episode length of each batch, over every rank's tasks."""
+        means = torch.tensor(
+            [[e.returns_per_task().mean(), e.lengths_per_task().mean()] for e in batches],
+            dtype=torch.float64,
+        )
         if self.ranks.world > 1:
             means *= self.sampler.meta_batch / self.config.meta_batch
             self.ranks.sum([means])
-        return means.tolist()
+        return means[:, 0].tolist(), means[:, 1].tolist()
 
     def validate(self, writer: SummaryWriter, done: int) -> None:
         """Returns after 0..VAL_STEPS inner steps on fixed held-out tasks (the test protocol's
@@ -285,10 +288,12 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
         return run(trainer, config, run_dir, resume, config.iterations, ranks)
 
 
-def _log(writer, step, returns, stats, times, env_steps, wall) -> None:
+def _log(writer, step, returns, lengths, stats, times, env_steps, wall) -> None:
     writer.add_scalar("returns/before_adaptation", returns[0], step)
-    for k, value in enumerate(returns[1:], start=1):
+    writer.add_scalar("episodes/length_before_adaptation", lengths[0], step)
+    for k, (value, length) in enumerate(zip(returns[1:], lengths[1:], strict=True), start=1):
         writer.add_scalar(f"returns/after_{k}_steps", value, step)
+        writer.add_scalar(f"episodes/length_after_{k}_steps", length, step)
     writer.add_scalar("losses/surrogate_before_update", stats["surrogate_before"], step)
     writer.add_scalar("losses/surrogate_after_update", stats["surrogate_after"], step)
     writer.add_scalar("charts/kl", stats["kl"], step)

@@ -138,6 +138,7 @@ def test_padding_episodes_changes_no_return_advantage_or_loss():
     assert padded.mask.shape[1] == episodes.mask.shape[1] + 3 and padded.mask[:, -3:].sum() == 0
     assert episodes.padded(1) is episodes
     torch.testing.assert_close(padded.returns_per_task(), episodes.returns_per_task())
+    torch.testing.assert_close(padded.lengths_per_task(), episodes.lengths_per_task())
     a, b = with_advantages(episodes, 0.99, 1.0), with_advantages(padded, 0.99, 1.0)
     torch.testing.assert_close(b.advantages[:, : a.mask.shape[1]], a.advantages)
     loss = reinforce_loss(GaussianPolicy)

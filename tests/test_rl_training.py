@@ -185,6 +185,11 @@ def test_training_can_sample_a_step_budget_as_the_authors_did(tmp_path):
         steps = episodes.mask.sum(-1)
         assert (steps.sum(1) >= 600).all()  # per task, the 3 x 200 steps' budget
         assert (steps[steps > 0] < 200).any() and episodes.mask.shape[1] > 3
+        lengths = episodes.lengths_per_task()
+        assert (lengths < 200).any()
+        for task, length in enumerate(lengths.tolist()):
+            kept = [int(n) for n in steps[task] if n > 0]
+            assert length == pytest.approx(sum(kept) / len(kept))
         assert torch.isfinite(episodes.advantages).all()
     run = tmp_path / "run"
     args = ["--env", "navigation-2d", *TINY, "--iterations", "2", "--sampling", "steps"]
@@ -203,6 +208,8 @@ def test_every_preset_runs_two_iterations_and_resume_continues_exactly(tmp_path)
         for tag in (
             "returns/before_adaptation",
             "returns/after_1_steps",
+            "episodes/length_before_adaptation",
+            "episodes/length_after_1_steps",
             "charts/kl",
             "time/sampling_seconds",
             "charts/env_steps_per_second",
