@@ -28,9 +28,10 @@ class TrainConfig:
     horizon: int = _f(0, "episode length; 0 takes the family's (100 or 200)")
     sampling: str = _f(
         "episodes",
-        "what each sampling gathers per task: episodes (--rollouts whole episodes) or steps (the "
-        "MAML authors' rllab sampler: --rollouts lanes run episodes back to back until rollouts "
-        "x horizon steps are complete; more, shorter episodes where episodes end early)",
+        "what each sampling gathers per task: episodes (--rollouts whole episodes) or steps (as "
+        "the MAML authors' training did: one env per task runs episodes back to back for rollouts "
+        "x horizon steps and its unfinished last episode is dropped; more, shorter episodes "
+        "where episodes end early)",
         choices=SAMPLINGS,
     )
     frame_skip: int = _f(

@@ -79,16 +79,29 @@ def build_learner(config: TrainConfig, device: torch.device) -> MAML:
 def build(
     config: TrainConfig, device: torch.device, ranks: Ranks = ONE_PROCESS
 ) -> tuple[MAML, Sampler]:
-    """The sampler (of this rank's tasks) and a freshly initialised meta-learner."""
-    return build_learner(config, device), make_sampler(config, ranks.share(config.meta_batch))
+    """The sampler (of this rank's tasks) and a freshly initialised meta-learner.
+
+    With ``sampling = "steps"`` each task has one lane, as in the authors' training (rllab's
+    ``VectorizedSampler`` with ``n_envs = meta_batch_size``), which runs ``rollouts x horizon``
+    steps of episodes back to back: only its last, unfinished episode is dropped. (rllab
+    stopped all tasks together once their total was reached; each task stopping at its own
+    budget differs by less than an episode per task and needs no talk between ranks.)
+    """
+    lanes = 1 if config.sampling == "steps" else config.rollouts
+    return build_learner(config, device), make_sampler(
+        config, ranks.share(config.meta_batch), lanes
+    )
 
 
-def make_sampler(config: TrainConfig, tasks: slice | None = None) -> Sampler:
-    """The sampler of ``config``'s meta-batch, or of its block ``tasks`` of it."""
+def make_sampler(
+    config: TrainConfig, tasks: slice | None = None, lanes: int | None = None
+) -> Sampler:
+    """The sampler of ``config``'s meta-batch, or of its block ``tasks`` of it, with ``lanes``
+    copies of each task's env (default: ``rollouts``)."""
     return Sampler(
         config.env,
         config.meta_batch,
-        config.rollouts,
+        lanes or config.rollouts,
         horizon=config.horizon or None,
         nthread=config.nthread or distributed.cores_per_rank(),
         env_kwargs={"frame_skip": config.frame_skip} if config.frame_skip else None,

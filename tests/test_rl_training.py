@@ -172,8 +172,9 @@ def test_short_meta_training_on_navigation_learns_to_adapt(tmp_path):
 
 
 def test_training_can_sample_a_step_budget_as_the_authors_did(tmp_path):
-    """--sampling steps: rollouts x horizon steps of whole episodes per task, before and after
-    adaptation; an untrained Ant falls in about half its episodes, so there are more of them."""
+    """--sampling steps: one env per task, rollouts x horizon steps of whole episodes, before
+    and after adaptation; an untrained Ant ends about half its episodes early, so there are more
+    of them."""
     config = TrainConfig(env="ant-vel", meta_batch=4, rollouts=3, init="xavier", nthread=1)
     config.sampling = "steps"
     learner, sampler = build(config, torch.device("cpu"))
