@@ -216,7 +216,8 @@ class _MujocoPhysics(_Physics):
             self.states[i] = state
         self.ctrls[index] = 0.0
         if self._derived is not None and self.derive is not None and len(index):
-            # Only the restarted copies' quantities change (a sampler restarts a few at a time).
+            # Only the restarted copies' quantities change (a sampler restarts a few at a time);
+            # a new array, since the last step's info holds views of the old one.
             self._derived = self._derived.copy()
             self._derived[index] = self.derive(self.states[index], self.ctrls[index])
 

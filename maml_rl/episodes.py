@@ -27,13 +27,15 @@ class Episodes(NamedTuple):
 
     def returns_per_task(self) -> Tensor:
         """Mean undiscounted return over each task's episodes, padding left out: (T,)."""
-        kept = self.mask.any(dim=-1)
-        return self.returns_per_episode().sum(dim=1) / kept.sum(dim=1)
+        return self.returns_per_episode().sum(dim=1) / self._episodes_per_task()
 
     def lengths_per_task(self) -> Tensor:
         """Mean episode length over each task's episodes, padding left out: (T,)."""
-        steps = self.mask.sum(dim=-1)
-        return steps.sum(dim=1) / (steps > 0).sum(dim=1)
+        return self.mask.sum(dim=(1, 2)) / self._episodes_per_task()
+
+    def _episodes_per_task(self) -> Tensor:
+        """How many episodes each task has, not counting padding (episodes with no step)."""
+        return self.mask.any(dim=-1).sum(dim=1)
 
     def padded(self, episodes: int) -> Episodes:
         """The same episodes, then masked-out empty ones up to ``episodes`` per task."""
