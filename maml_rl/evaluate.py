@@ -189,8 +189,11 @@ def _adapt_and_sample(
     return torch.stack(returns)
 
 
-def format_returns(returns: Tensor) -> str:
-    lines = ["average return over test tasks (mean ± 95% confidence interval over tasks)"]
+def format_returns(
+    returns: Tensor,
+    title: str = "average return over test tasks (mean ± 95% confidence interval over tasks)",
+) -> str:
+    lines = [title]
     for step, values in enumerate(returns):
         mean, ci = mean_and_ci95(values)
         lines.append(f"  after {step} step{'s' if step != 1 else ''}: {mean:9.2f} ± {ci:.2f}")
@@ -272,6 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fraction of it of the family's test script: the paper's 0.1 then 0.05, 0.001 for ant-dir)",
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the test tasks and episodes")
+    parser.add_argument(
+        "--against",
+        metavar="RUN",
+        help="also evaluate RUN (the same family) on the same test tasks with the same seeds and "
+        "settings (its own default step sizes unless --step-sizes), and report this policy's "
+        "return minus RUN's per step with a paired 95%% interval over the tasks",
+    )
     parser.add_argument("--plot", metavar="FILE.png", help="save returns per step as a plot")
     parser.add_argument("--device", default="auto", choices=DEVICES)
     args = parser.parse_args(argv)
@@ -291,26 +301,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     else:
         learner, config = load_run(args.run, resolve_device(args.device))
-    step_sizes = args.step_sizes or default_step_sizes(config)
+    other = None
+    if args.against is not None:
+        other = load_run(args.against, resolve_device(args.device))
+        if other[1].env != config.env:
+            raise UsageError(
+                f"--against {args.against} is a {other[1].env} run; this one is {config.env}"
+            )
     task_array = None
     if args.paper_tasks:
         if args.tasks != PAPER_TASKS:
             raise UsageError(f"--paper-tasks are the paper's 40; drop --tasks {args.tasks}")
         task_array = paper_tasks(config.env)
-    returns = returns_after_steps(
-        learner,
-        config,
-        args.tasks,
-        args.steps,
-        step_sizes,
-        args.seed,
-        args.rollouts or default_rollouts(config),
-        args.budget,
-        task_array,
-    )
+
+    def evaluate(learner: MAML, config: TrainConfig) -> Tensor:
+        return returns_after_steps(
+            learner,
+            config,
+            args.tasks,
+            args.steps,
+            args.step_sizes or default_step_sizes(config),
+            args.seed,
+            args.rollouts or default_rollouts(config),
+            args.budget,
+            task_array,
+        )
+
+    returns = evaluate(learner, config)
     which = f"the MAML paper's {PAPER_TASKS}" if args.paper_tasks else f"{args.tasks} new"
     print(f"{config.env}: {which} test tasks")
     print(format_returns(returns))
+    if other is not None:
+        against = evaluate(*other)
+        print(f"{args.against}:")
+        print(format_returns(against))
+        paired = f"this policy minus {args.against} (mean ± 95% interval over tasks, paired)"
+        print(format_returns(returns - against, paired))
     if args.plot:
         plot_returns(returns, Path(args.plot), f"{config.env}, {which} test tasks")
         print(f"plot: {args.plot}")

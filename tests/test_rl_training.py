@@ -287,6 +287,50 @@ def test_evaluate_reports_returns_per_step_and_plots(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def _report_means(out: str) -> list[list[float]]:
+    """The means of each block of ``after N steps`` lines of an evaluate report."""
+    blocks: list[list[float]] = []
+    for line in out.splitlines():
+        if line.startswith("  after "):
+            blocks[-1].append(float(line.split(":")[1].split("±")[0]))
+        else:
+            blocks.append([])
+    return [b for b in blocks if b]
+
+
+def test_evaluate_against_another_run_pairs_tasks_and_episodes(tmp_path, capsys):
+    from maml_rl import evaluate as evaluate_cli
+
+    run = tmp_path / "run"
+    assert (
+        run_train(["--env", "navigation-2d", *TINY, "--iterations", "1", "--run-dir", str(run)])
+        == 0
+    )
+    settings = ["--tasks", "4", "--steps", "2", "--rollouts", "2", "--against", str(run)]
+    with pytest.raises(SystemExit) as exit_info:  # against itself: the same episodes
+        run_cli(evaluate_cli.main, [str(run), *settings])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"this policy minus {run} (mean ± 95% interval over tasks, paired)" in out
+    mine, theirs, difference = _report_means(out)
+    assert mine == theirs and len(mine) == 3
+    assert difference == [0.0, 0.0, 0.0] and out.count("0.00 ± 0.00") == 3
+    with pytest.raises(SystemExit) as exit_info:  # another policy: the mean of the differences
+        run_cli(evaluate_cli.main, ["--untrained", "navigation-2d", "--init-seed", "5", *settings])
+    assert exit_info.value.code == 0
+    mine, theirs, difference = _report_means(capsys.readouterr().out)
+    assert mine != theirs
+    assert difference == pytest.approx(
+        [a - b for a, b in zip(mine, theirs, strict=True)], abs=0.011
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(evaluate_cli.main, ["--untrained", "halfcheetah-vel", *settings])
+    assert exit_info.value.code == 2
+    assert f"--against {run} is a navigation-2d run; this one is halfcheetah-vel" in (
+        capsys.readouterr().err
+    )
+
+
 def test_evaluate_an_untrained_policy_the_papers_random_baseline(capsys):
     from maml_rl import evaluate as evaluate_cli
     from maml_rl.evaluate import untrained_learner
