@@ -295,15 +295,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--step-sizes must be positive, got {args.step_sizes}")
     if (args.run is None) == (args.untrained is None):
         raise UsageError("give a run directory or --untrained ENV (one of them)")
+    device = resolve_device(args.device)
     if args.run is None:
-        learner, config = untrained_learner(
-            args.untrained, args.init, args.init_seed, resolve_device(args.device)
-        )
+        learner, config = untrained_learner(args.untrained, args.init, args.init_seed, device)
     else:
-        learner, config = load_run(args.run, resolve_device(args.device))
+        learner, config = load_run(args.run, device)
     other = None
     if args.against is not None:
-        other = load_run(args.against, resolve_device(args.device))
+        other = load_run(args.against, device)
         if other[1].env != config.env:
             raise UsageError(
                 f"--against {args.against} is a {other[1].env} run; this one is {config.env}"
