@@ -102,46 +102,63 @@ class BatchedTaskEnv(VectorEnv):
     def reset(
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset all copies, or those in options["reset_mask"]; options["tasks"] sets the tasks."""
+        """Reset all copies, or those in options["reset_mask"]; options["tasks"] sets the tasks.
+
+        ``seed`` (one int, or one per copy) re-seeds every copy, or with a ``reset_mask`` only
+        the copies it resets (the others' seeds are ignored)."""
         options = options or {}
         if "tasks" in options:
             self.set_tasks(options["tasks"])
         if seed is not None or self._rngs is None:
             seeds = _seeds(seed, self.num_envs)
-            self._rngs = [seeding.np_random(s)[0] for s in seeds]
-        mask = np.asarray(options.get("reset_mask", np.ones(self.num_envs, dtype=bool)))
-        if mask.shape != (self.num_envs,) or mask.dtype != bool:
-            raise ValueError(
-                f"reset_mask must be a bool array of shape ({self.num_envs},); "
-                f"got {mask.dtype} {mask.shape}"
-            )
+            if self._rngs is None or "reset_mask" not in options:
+                self._rngs = [seeding.np_random(s)[0] for s in seeds]
+            else:  # only the copies being reset take their new seeds
+                for i in np.flatnonzero(self._mask(options["reset_mask"])):
+                    self._rngs[i] = seeding.np_random(seeds[i])[0]
+        mask = self._mask(options.get("reset_mask", np.ones(self.num_envs, dtype=bool)))
         index = np.flatnonzero(mask)
         self._physics.reset(index, self._rngs)
         self._steps[index] = 0
         self._needs_reset[index] = False
         return self._physics.observations(), {"task": self.get_tasks()}
 
-    def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    def step(
+        self, actions, *, active: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """Step every copy, or only those in ``active`` (a bool mask): the others keep their
+        state and step count and get reward 0, not terminated or truncated."""
         if self._rngs is None:
             raise RuntimeError(f"{self._name} batch: call reset() before step()")
         actions = check_actions(
             actions, (self.num_envs, *self.single_action_space.shape), self._name
         )
-        rewards, terminated, terms = self._physics.step(actions, self._tasks)
-        restarting = np.flatnonzero(self._needs_reset)
+        moving = np.ones(self.num_envs, dtype=bool) if active is None else self._mask(active)
+        index = None if active is None else np.flatnonzero(moving)
+        rewards, terminated, terms = self._physics.step(actions, self._tasks, index)
+        restarting = np.flatnonzero(self._needs_reset & moving)
         if len(restarting):
             self._physics.reset(restarting, self._rngs)
             rewards[restarting] = 0.0
             terminated[restarting] = False
             self._steps[restarting] = 0
-        stepped = ~self._needs_reset
+        stepped = moving & ~self._needs_reset
         self._steps[stepped] += 1
         truncated = stepped & (self._steps >= self.horizon)
-        self._needs_reset = terminated | truncated
+        self._needs_reset = (self._needs_reset & ~moving) | terminated | truncated
         infos: dict[str, Any] = {"task": self.get_tasks(), "_task": np.ones(self.num_envs, bool)}
         for key, values in terms.items():
             infos[key], infos[f"_{key}"] = values, stepped.copy()
         return self._physics.observations(), rewards, terminated, truncated, infos
+
+    def _mask(self, mask) -> np.ndarray:
+        mask = np.asarray(mask)
+        if mask.shape != (self.num_envs,) or mask.dtype != bool:
+            raise ValueError(
+                f"a copy mask must be a bool array of shape ({self.num_envs},); "
+                f"got {mask.dtype} {mask.shape}"
+            )
+        return mask
 
     def close_extras(self, **kwargs: Any) -> None:
         self._physics.close()
@@ -160,7 +177,10 @@ def _seeds(seed: int | list[int] | None, n: int) -> list[int | None]:
 class _Physics:
     def reset(self, index: np.ndarray, rngs: list[np.random.Generator]) -> None: ...
     def observations(self) -> np.ndarray: ...
-    def step(self, actions: np.ndarray, tasks: np.ndarray): ...
+    def step(self, actions: np.ndarray, tasks: np.ndarray, index: np.ndarray | None = None):
+        """Rewards, terminations and terms of all copies, stepping those in ``index`` (all by
+        default); the others keep their state and get zeros."""
+
     def close(self) -> None: ...
 
 
@@ -174,11 +194,28 @@ class _NavigationPhysics(_Physics):
     def observations(self) -> np.ndarray:
         return self.positions.copy()
 
-    def step(self, actions, tasks):
-        self.positions, rewards, terminated, distances = navigation_step(
-            self.positions, actions, tasks
+    def step(self, actions, tasks, index=None):
+        if index is None:
+            self.positions, rewards, terminated, distances = navigation_step(
+                self.positions, actions, tasks
+            )
+            return rewards, terminated, {"distance": distances}
+        self.positions = self.positions.copy()  # the last observations are views of the old
+        self.positions[index], *results = navigation_step(
+            self.positions[index], actions[index], tasks[index]
         )
+        rewards, terminated, distances = _scattered(results, index, len(self.positions))
         return rewards, terminated, {"distance": distances}
+
+
+def _scattered(values: list[np.ndarray], index: np.ndarray, n: int) -> list[np.ndarray]:
+    """Arrays over the copies ``index`` as arrays over all ``n`` copies, zero elsewhere."""
+    full = []
+    for value in values:
+        array = np.zeros((n, *value.shape[1:]), dtype=value.dtype)
+        array[index] = value
+        full.append(array)
+    return full
 
 
 def _usable_cores() -> int:
@@ -231,24 +268,50 @@ class _MujocoPhysics(_Physics):
         qpos, qvel = qpos_qvel(self.model, self.states)
         return self.family.observations(qpos, qvel, self.derived())
 
-    def step(self, actions, tasks):
-        qpos_before = qpos_qvel(self.model, self.states)[0].copy()
-        states, _ = self.pool.rollout(
+    def _advance(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """The states one env step (``frame_skip`` physics steps) after ``states``."""
+        after, _ = self.pool.rollout(
             self.model,
             self.datas,
-            self.states,
+            states,
             actions[:, None, :],
             nstep=self.frame_skip,
             initial_warmstart=np.zeros((1, self.model.nv)),
         )
-        self.states = np.ascontiguousarray(states[:, -1])
-        self.ctrls = actions
-        self._derived = None
-        qpos_after = qpos_qvel(self.model, self.states)[0]
+        return np.ascontiguousarray(after[:, -1])
+
+    def step(self, actions, tasks, index=None):
+        if index is None:
+            qpos_before = qpos_qvel(self.model, self.states)[0].copy()
+            self.states = self._advance(self.states, actions)
+            self.ctrls = actions.copy()  # a restart zeroes rows of it: not the caller's array
+            self._derived = None
+            qpos_after = qpos_qvel(self.model, self.states)[0]
+            return self.family.rewards(
+                tasks, qpos_before, qpos_after, actions, self.derived(), self.dt
+            )
+        derived = self.derived()
+        before, actions = self.states[index], actions[index]
+        after = self._advance(before, actions)
+        # New arrays: the last observations and infos may hold views of the old ones.
+        self.states, self.ctrls = self.states.copy(), self.ctrls.copy()
+        self.states[index], self.ctrls[index] = after, actions
+        if derived is not None:
+            derived = self.derive(after, actions)
+            self._derived = self._derived.copy()
+            self._derived[index] = derived
         rewards, terminated, terms = self.family.rewards(
-            tasks, qpos_before, qpos_after, actions, self.derived(), self.dt
+            tasks[index],
+            qpos_qvel(self.model, before)[0],
+            qpos_qvel(self.model, after)[0],
+            actions,
+            derived,
+            self.dt,
         )
-        return rewards, terminated, terms
+        rewards, terminated, *values = _scattered(
+            [rewards, terminated, *terms.values()], index, len(self.states)
+        )
+        return rewards, terminated, dict(zip(terms, values, strict=True))
 
     def close(self) -> None:
         self.pool.close()

@@ -118,6 +118,57 @@ def test_seeded_episodes_of_the_batch_equal_single_envs_bit_for_bit(name):
     batch.close()
 
 
+@pytest.mark.parametrize("name", FAMILIES)
+def test_stepping_some_copies_steps_those_as_the_whole_batch_does_and_holds_the_rest(name):
+    """``step(actions, active=mask)``: copies 0 and 2 step every time, copy 1 every other time,
+    copy 3 never; each stepped copy gets what a batch stepping all its copies at those times
+    gives it (through terminations, truncations and restarts); copy 3 keeps its start."""
+    n, horizon = 4, 12
+    some, every, alternate = (
+        BatchedTaskEnv(name, n, max_episode_steps=horizon, nthread=k) for k in (1, 2, 2)
+    )
+    tasks = some.sample_tasks(n, np.random.default_rng(5))
+    start = [env.reset(seed=3, options={"tasks": tasks})[0] for env in (some, every, alternate)][0]
+    rng = np.random.default_rng(6)
+    for t in range(2 * horizon + 3):
+        actions = actions_for(some, rng, scale=0.5)
+        given = actions.copy()  # a restart once zeroed rows of the caller's array
+        if name.startswith("ant") and t % 5 == 0:  # copy 0 jumps: it terminates, then restarts
+            for env in (some, every):
+                env._physics.states[0, 3] = 1.5
+        active = np.array([True, t % 2 == 0, True, False])
+        got = some.step(actions, active=active)
+        want = every.step(actions)
+        for a, b in zip(got[:4], want[:4], strict=True):
+            np.testing.assert_array_equal(a[[0, 2]], b[[0, 2]])
+        if active[1]:
+            for a, b in zip(got[:4], alternate.step(actions)[:4], strict=True):
+                np.testing.assert_array_equal(a[1], b[1])
+        obs, rewards, terminated, truncated, infos = got
+        np.testing.assert_array_equal(obs[3], start[3])
+        assert rewards[3] == 0 and not terminated[3] and not truncated[3]
+        assert not any(infos[key][3] for key in infos if key.startswith("_") and key != "_task")
+        np.testing.assert_array_equal(actions, given)
+    assert some._steps[3] == 0
+    for env in (some, every, alternate):
+        env.close()
+
+
+def test_a_masked_reset_with_seeds_reseeds_only_the_copies_it_resets():
+    batch = BatchedTaskEnv("halfcheetah-vel", 3, max_episode_steps=1, nthread=1)
+    single = HalfCheetahVel()
+    batch.reset(seed=[5, 6, 7])
+    observations, _ = batch.reset(seed=[0, 40, 0], options={"reset_mask": np.array([0, 1, 0]) > 0})
+    np.testing.assert_array_equal(observations[1], single.reset(seed=40)[0])
+    single.reset(seed=7)
+    observations, _ = batch.reset(options={"reset_mask": np.array([0, 0, 1]) > 0})
+    np.testing.assert_array_equal(observations[2], single.reset()[0])  # its generator went on
+    with pytest.raises(ValueError, match=r"a copy mask must be a bool array of shape \(3,\)"):
+        batch.step(np.zeros((3, 6)), active=np.array([1, 0, 1]))
+    batch.close()
+    single.close()
+
+
 def test_autoreset_next_step_restarts_a_finished_copy_like_a_single_env():
     batch = BatchedTaskEnv("halfcheetah-vel", 2, max_episode_steps=2, nthread=1)
     single = HalfCheetahVel()
