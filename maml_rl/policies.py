@@ -97,10 +97,19 @@ class GaussianPolicy(nn.Module):
         return (terms - 0.5).sum(-1)
 
     @classmethod
-    def sample(cls, out: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def noise(cls, out: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The standard normal draws ``act`` turns into actions for the outputs ``out``."""
+        mean, _ = cls.split(out)
+        return torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+
+    @classmethod
+    def act(cls, out: Tensor, noise: Tensor) -> Tensor:
         mean, log_std = cls.split(out)
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         return mean + torch.exp(log_std) * noise
+
+    @classmethod
+    def sample(cls, out: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return cls.act(out, cls.noise(out, generator))
 
 
 class CategoricalPolicy(nn.Module):
@@ -134,10 +143,20 @@ class CategoricalPolicy(nn.Module):
         return (log_old.exp() * (log_old - log_new)).sum(-1)
 
     @staticmethod
-    def sample(out: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return torch.multinomial(
-            torch.softmax(out, -1).reshape(-1, out.shape[-1]), 1, generator=generator
-        ).view(out.shape[:-1])
+    def noise(out: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The uniform draws in [0, 1) ``act`` turns into actions for the logits ``out``."""
+        shape = (*out.shape[:-1], 1)
+        return torch.rand(shape, generator=generator, dtype=out.dtype, device=out.device)
+
+    @staticmethod
+    def act(out: Tensor, noise: Tensor) -> Tensor:
+        """The action whose interval of the cumulative probabilities holds the draw."""
+        below = torch.softmax(out, -1).cumsum(-1) <= noise
+        return below.sum(-1).clamp(max=out.shape[-1] - 1)
+
+    @classmethod
+    def sample(cls, out: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return cls.act(out, cls.noise(out, generator))
 
 
 def initialise(policy: nn.Module, init: str) -> nn.Module:

@@ -198,6 +198,102 @@ class Sampler:
         self.steps_taken += lanes * t
         return _episodes_of(columns, ends, task_of, tasks, horizon)
 
+    def sample_serial(
+        self, policy: nn.Module, params: Params, per_task: bool, seed: int, budget: int
+    ) -> Episodes:
+        """The episodes one env per task runs back to back until they hold ``budget`` steps.
+
+        That is the MAML authors' training sampler (rllab's ``VectorizedSampler`` with
+        ``n_envs = meta_batch_size``; see :meth:`sample_steps`): each task keeps its episodes
+        1..k, k the first at which their steps reach ``budget``. Episodes are independent, and
+        whether episode j is kept depends only on those before it, so they need not run one
+        after another: a lane starts a task's next episode only when it is sure to be kept (the
+        task's completed steps plus a whole horizon for each of its running episodes are still
+        short of the budget), and only lanes with a running episode are stepped. No step is
+        wasted, and ``budget / horizon`` lanes per task start the whole budget at once. Each
+        episode draws its start state and action noise from its own seed (``seed``, task,
+        number; :func:`episode_seed`), so the episodes do not depend on the number of lanes:
+        with one lane per task this is the authors' sampler itself (tested), up to the rounding
+        of the policy's matrix products, which depends on how many rows they have. Returns
+        (tasks, E, horizon, ...), each task's episodes in their order, E the most any task
+        kept, the others padded.
+        """
+        if budget < 1:
+            raise ValueError(f"budget must be positive, got {budget}")
+        tasks, horizon = self.meta_batch, self.horizon
+        lanes = tasks * self.rollouts
+        outputs_of, _ = self._acting(policy, params, per_task)
+        task_of = np.arange(lanes) // self.rollouts
+        running = np.full(lanes, -1)  # the number of the episode each lane runs; -1: idle
+        elapsed = np.zeros(lanes, dtype=np.int64)
+        started = np.zeros(tasks, dtype=np.int64)  # episodes started (all of them are kept)
+        ongoing = np.zeros(tasks, dtype=np.int64)
+        completed = np.zeros(tasks, dtype=np.int64)  # steps of each task's completed episodes
+        ends: list[tuple[int, int, int, int, int]] = []  # (task, number, lane, last t, length)
+        rows: dict[str, list[Tensor]] = {k: [] for k in ("obs", "act", "rew", "out")}
+        row_of: list[np.ndarray] = []  # per time step, each lane's row in ``rows`` (-1: idle)
+        count = 0
+        with torch_threads(self.threads), torch.no_grad():
+            obs = np.zeros((lanes, *self.env.single_observation_space.shape))
+            # One row of outputs, for the shape of an episode's noise: (horizon, ...).
+            template = outputs_of(torch.zeros(tasks, self.rollouts, obs.shape[-1]))[0, :1]
+            template = template.expand(horizon, -1)
+            noise = policy.noise(template, torch.Generator()).expand(lanes, -1, -1).clone()
+            t = 0
+            while True:
+                starting = np.zeros(lanes, dtype=bool)
+                for lane in np.flatnonzero(running < 0):
+                    task = task_of[lane]
+                    if completed[task] + horizon * ongoing[task] < budget:
+                        running[lane], starting[lane] = started[task], True
+                        started[task] += 1
+                        ongoing[task] += 1
+                if starting.any():
+                    seeds = [0] * lanes
+                    for lane in np.flatnonzero(starting):
+                        task = self.share.start + int(task_of[lane])
+                        seeds[lane] = episode_seed(seed, task, int(running[lane]))
+                        draws = torch.Generator().manual_seed(seeds[lane])
+                        noise[lane] = policy.noise(template, draws)
+                    fresh, _ = self.env.reset(seed=seeds, options={"reset_mask": starting})
+                    obs[starting] = fresh[starting]
+                    elapsed[starting] = 0
+                active = running >= 0
+                if not active.any():
+                    break
+                index = np.flatnonzero(active)
+                observations = torch.as_tensor(obs[index], dtype=torch.float32)
+                if per_task:  # each task's parameters act on its lanes: the whole grid
+                    grid = torch.as_tensor(obs, dtype=torch.float32)
+                    outputs = outputs_of(grid.view(tasks, self.rollouts, -1))
+                    outputs = outputs.reshape(lanes, -1)[index]
+                else:
+                    outputs = outputs_of(observations)
+                taken = policy.act(outputs, noise[index, elapsed[index]])
+                actions = taken.new_zeros(lanes, *taken.shape[1:])  # idle lanes: not stepped
+                actions[index] = taken
+                obs, rewards, terminated, _, _ = self.env.step(
+                    self._env_actions(actions), active=active
+                )
+                rows["obs"].append(observations)
+                rows["act"].append(taken)
+                rows["out"].append(outputs)
+                rows["rew"].append(torch.as_tensor(rewards[index], dtype=torch.float32))
+                where = np.full(lanes, -1)
+                where[index] = count + np.arange(len(index))
+                row_of.append(where)
+                count += len(index)
+                elapsed[index] += 1
+                for lane in np.flatnonzero(active & (terminated | (elapsed >= horizon))):
+                    task = task_of[lane]
+                    ends.append((task, running[lane], lane, t, elapsed[lane]))
+                    completed[task] += elapsed[lane]
+                    ongoing[task] -= 1
+                    running[lane] = -1
+                t += 1
+        self.steps_taken += count
+        return _episodes_from_rows(rows, np.stack(row_of), ends, tasks, int(started.max()), horizon)
+
     def close(self) -> None:
         self.env.close()
 
@@ -228,6 +324,44 @@ def _episodes_of(
 
     def cut(key: str) -> Tensor:
         values = torch.stack(columns[key])[time, lanes]  # (tasks, E, horizon, ...)
+        return values * mask.view(*mask.shape, *[1] * (values.dim() - 3)).to(values.dtype)
+
+    rewards = cut("rew")
+    return Episodes(
+        observations=cut("obs"),
+        actions=cut("act"),
+        rewards=rewards,
+        mask=mask.float(),
+        outputs=cut("out"),
+        advantages=torch.zeros_like(rewards),
+    )
+
+
+def episode_seed(seed: int, task: int, number: int) -> int:
+    """The seed of a sampling's episode ``number`` of ``task`` (of the whole meta-batch): its
+    start state (the env's ``reset(seed=...)``) and its action noise (a torch generator)."""
+    return int(np.random.SeedSequence([seed, task, number]).generate_state(1, np.uint64)[0])
+
+
+def _episodes_from_rows(
+    rows: dict[str, list[Tensor]],
+    row_of: np.ndarray,
+    ends: list[tuple[int, int, int, int, int]],
+    tasks: int,
+    most: int,
+    horizon: int,
+) -> Episodes:
+    """Episodes (task, number, lane, last time step, length) gathered from the rows of the
+    stepped lanes (``row_of``: (time steps, lanes) row numbers): (tasks, most, horizon, ...)."""
+    index = np.zeros((tasks, most, horizon), dtype=np.int64)
+    mask = np.zeros((tasks, most, horizon), dtype=bool)
+    for task, number, lane, last, length in ends:
+        index[task, number, :length] = row_of[last - length + 1 : last + 1, lane]
+        mask[task, number, :length] = True
+    index, mask = torch.from_numpy(index), torch.from_numpy(mask)
+
+    def cut(key: str) -> Tensor:
+        values = torch.cat(rows[key])[index]  # (tasks, most, horizon, ...)
         return values * mask.view(*mask.shape, *[1] * (values.dim() - 3)).to(values.dtype)
 
     rewards = cut("rew")

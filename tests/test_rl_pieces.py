@@ -344,6 +344,16 @@ def test_policy_densities_match_torch_distributions():
     )
 
 
+def test_categorical_draws_follow_the_probabilities():
+    logits = torch.log(torch.tensor([[0.2, 0.3, 0.5], [0.0, 0.9, 0.1]]))
+    picks = CategoricalPolicy.sample(logits.expand(100_000, 2, 3), torch.Generator().manual_seed(0))
+    counts = torch.stack([torch.bincount(picks[:, i], minlength=3) for i in range(2)]) / 100_000
+    torch.testing.assert_close(counts, logits.exp(), rtol=0, atol=0.01)  # 6 standard errors
+    assert (picks[:, 1] != 0).all()  # never an action of probability 0
+    edges = torch.tensor([[0.0], [0.2], [0.49], [0.5], [0.9999999]])
+    assert CategoricalPolicy.act(logits[:1].expand(5, 3), edges).tolist() == [0, 1, 1, 2, 2]
+
+
 @pytest.mark.parametrize("policy_class", [GaussianPolicy, CategoricalPolicy])
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_batched_policy_equals_a_loop_over_tasks(policy_class, activation):
