@@ -29,9 +29,9 @@ class TrainConfig:
     sampling: str = _f(
         "episodes",
         "what each sampling gathers per task: episodes (--rollouts whole episodes) or steps (as "
-        "the MAML authors' training did: one env per task runs episodes back to back for rollouts "
-        "x horizon steps and its unfinished last episode is dropped; more, shorter episodes "
-        "where episodes end early)",
+        "the MAML authors' training did: the episodes one env per task runs back to back until "
+        "they hold rollouts x horizon steps, its unfinished last episode dropped; more, shorter "
+        "episodes where episodes end early; run on rollouts lanes per task at once)",
         choices=SAMPLINGS,
     )
     frame_skip: int = _f(

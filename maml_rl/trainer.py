@@ -81,27 +81,24 @@ def build(
 ) -> tuple[MAML, Sampler]:
     """The sampler (of this rank's tasks) and a freshly initialised meta-learner.
 
-    With ``sampling = "steps"`` each task has one lane, as in the authors' training (rllab's
-    ``VectorizedSampler`` with ``n_envs = meta_batch_size``), which runs ``rollouts x horizon``
-    steps of episodes back to back: only its last, unfinished episode is dropped. (rllab
-    stopped all tasks together once their total was reached; each task stopping at its own
-    budget differs by less than an episode per task and needs no talk between ranks.)
+    With ``sampling = "steps"`` each task gets the episodes of the authors' training sampler
+    (rllab's ``VectorizedSampler`` with ``n_envs = meta_batch_size``): one env per task runs
+    episodes back to back until they hold ``rollouts x horizon`` steps, and only the last,
+    unfinished one is dropped; :meth:`Sampler.sample_serial` runs them on ``rollouts`` lanes
+    per task at once. (rllab stopped all tasks together once their total was reached; each task
+    stopping at its own budget differs by less than an episode per task and needs no talk
+    between ranks.)
     """
-    lanes = 1 if config.sampling == "steps" else config.rollouts
-    return build_learner(config, device), make_sampler(
-        config, ranks.share(config.meta_batch), lanes
-    )
+    return build_learner(config, device), make_sampler(config, ranks.share(config.meta_batch))
 
 
-def make_sampler(
-    config: TrainConfig, tasks: slice | None = None, lanes: int | None = None
-) -> Sampler:
-    """The sampler of ``config``'s meta-batch, or of its block ``tasks`` of it, with ``lanes``
-    copies of each task's env (default: ``rollouts``)."""
+def make_sampler(config: TrainConfig, tasks: slice | None = None) -> Sampler:
+    """The sampler of ``config``'s meta-batch, or of its block ``tasks`` of it: ``rollouts``
+    copies of each task's env."""
     return Sampler(
         config.env,
         config.meta_batch,
-        lanes or config.rollouts,
+        config.rollouts,
         horizon=config.horizon or None,
         nthread=config.nthread or distributed.cores_per_rank(),
         env_kwargs={"frame_skip": config.frame_skip} if config.frame_skip else None,
@@ -159,7 +156,7 @@ def sample_iteration(
         seed = int(seeds[step + 1])
         if config.sampling == "steps":
             budget = config.rollouts * sampler.horizon
-            episodes = sampler.sample_steps(learner.model, params, per_task, seed, budget)
+            episodes = sampler.sample_serial(learner.model, params, per_task, seed, budget)
             # Every rank's batch as wide as the widest: the Fisher's episode subsets match.
             episodes = episodes.padded(ranks.most(episodes.mask.shape[1], device))
         else:

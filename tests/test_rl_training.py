@@ -172,7 +172,7 @@ def test_short_meta_training_on_navigation_learns_to_adapt(tmp_path):
 
 
 def test_training_can_sample_a_step_budget_as_the_authors_did(tmp_path):
-    """--sampling steps: one env per task, rollouts x horizon steps of whole episodes, before
+    """--sampling steps: the episodes of one env per task until rollouts x horizon steps, before
     and after adaptation; an untrained Ant ends about half its episodes early, so there are more
     of them."""
     config = TrainConfig(env="ant-vel", meta_batch=4, rollouts=3, init="xavier", nthread=1)
@@ -182,6 +182,7 @@ def test_training_can_sample_a_step_budget_as_the_authors_did(tmp_path):
         train, valid, _, _ = sample_iteration(learner, sampler, config, 0, torch.device("cpu"))
     finally:
         sampler.close()
+    assert sampler.steps_taken == sum(int(e.mask.sum()) for e in (*train, valid))  # none wasted
     for episodes in (*train, valid):
         steps = episodes.mask.sum(-1)
         assert (steps.sum(1) >= 600).all()  # per task, the 3 x 200 steps' budget
