@@ -46,6 +46,36 @@ class Episodes(NamedTuple):
             *(torch.cat([x, x.new_zeros(x.shape[0], extra, *x.shape[2:])], dim=1) for x in self)
         )
 
+    def packed(self) -> Episodes:
+        """Each task's steps in their order, in rows of the horizon's width with no gap but at
+        the end of its last row: (T, rows, H), rows as few as the task with most steps needs.
+
+        For losses that average over a task's steps (the inner loss, the surrogate, the KL),
+        which see the same batch in fewer rows where episodes end early and tasks differ in how
+        many they kept (an Ant's: a third of the rows). The rows are not episodes: returns,
+        lengths and advantages must come before.
+        """
+        tasks, episodes, horizon = self.mask.shape
+        valid = self.mask.reshape(tasks, -1) > 0
+        counts = valid.sum(dim=1)
+        rows = max(1, -(-int(counts.max()) // horizon))
+        prefix = torch.arange(valid.shape[1], device=valid.device) < counts[:, None]
+        if rows == episodes and bool((valid == prefix).all()):
+            return self  # packed already (or every step of every episode happened)
+        places = (
+            valid.cumsum(dim=1)
+            - 1
+            + torch.arange(tasks, device=valid.device)[:, None] * (rows * horizon)
+        )
+        places = places[valid]
+
+        def pack(x: Tensor) -> Tensor:
+            out = x.new_zeros(tasks * rows * horizon, *x.shape[3:])
+            out[places] = x.reshape(tasks * episodes * horizon, *x.shape[3:])[valid.reshape(-1)]
+            return out.view(tasks, rows, horizon, *x.shape[3:])
+
+        return Episodes(*(pack(x) for x in self))
+
     def to(self, device: torch.device | str) -> Episodes:
         return Episodes(*(x.to(device) for x in self))
 

@@ -45,7 +45,7 @@ class TRPOSettings:
 def adapted_params(learner: MAML, train: list[Episodes]) -> Params:
     """Every task's parameters after one inner step per batch in ``train``: (tasks, ...) each."""
     params = {n: p.detach() for n, p in learner.meta_params().items()}
-    support = PerStep(train)
+    support = PerStep([episodes.packed() for episodes in train])
     with torch.no_grad():  # values only: first order computes the same parameters, cheaper
         return torch.func.vmap(
             lambda s: learner.adapt(params, s, steps=len(train), first_order=True)

@@ -157,8 +157,6 @@ def sample_iteration(
         if config.sampling == "steps":
             budget = config.rollouts * sampler.horizon
             episodes = sampler.sample_serial(learner.model, params, per_task, seed, budget)
-            # Every rank's batch as wide as the widest: the Fisher's episode subsets match.
-            episodes = episodes.padded(ranks.most(episodes.mask.shape[1], device))
         else:
             episodes = sampler.sample(learner.model, params, per_task, seed=seed)
         times["sampling"] += time.perf_counter() - started
@@ -211,14 +209,15 @@ class RLTrainer:
         train_episodes, valid, adapted, times = sample_iteration(
             learner, sampler, config, iteration, self.device, self.ranks
         )
+        returns, lengths = self._task_means([*train_episodes, valid])
         seeds = iteration_seeds(config.seed, iteration).generate_state(config.inner_steps + 3)
         generator = torch.Generator().manual_seed(int(seeds[-1]))  # Fisher subsets
         good = {k: v.clone() for k, v in learner.state_dict().items()}
         update_started = time.perf_counter()
         stats = trpo_step(
             learner,
-            train_episodes,
-            valid,
+            [self._packed(e) for e in train_episodes],
+            self._packed(valid),
             self.settings,
             generator,
             adapted,
@@ -230,7 +229,6 @@ class RLTrainer:
         if not (finite and np.isfinite(stats["surrogate_before"])):
             learner.load_state_dict(good)
             raise NonFinite("the surrogate or the policy is not finite")
-        returns, lengths = self._task_means([*train_episodes, valid])
         postfix = {"before": f"{returns[0]:.1f}", "after": f"{returns[-1]:.1f}"}
         if writer is None:
             return postfix
@@ -247,6 +245,12 @@ class RLTrainer:
         if every and (done % every == 0 or done == config.iterations):
             self.validate(writer, done)
         return postfix
+
+    def _packed(self, episodes: Episodes) -> Episodes:
+        """The steps packed for the update (``Episodes.packed``), every rank's batch as wide as
+        the widest so that the Fisher's subsets of rows match."""
+        packed = episodes.packed()
+        return packed.padded(self.ranks.most(packed.mask.shape[1], self.device))
 
     def _task_means(self, batches: list[Episodes]) -> tuple[list[float], list[float]]:
         """Mean return and mean episode length of each batch, over every rank's tasks."""

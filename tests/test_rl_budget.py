@@ -149,3 +149,66 @@ def test_padding_episodes_changes_no_return_advantage_or_loss():
     for task in range(3):
         one_a, one_b = (type(e)(*(x[task] for x in e)) for e in (a, b))
         torch.testing.assert_close(loss(forward, one_b), loss(forward, one_a))
+
+
+def budget_batch():
+    """Ant episodes sampled by step budget: an untrained policy's Ants jump out of the healthy
+    range at many different steps, so episodes of many lengths, tasks with different numbers
+    of them (one inner step: train, then valid)."""
+    from maml_rl.config import TrainConfig
+    from maml_rl.episodes import with_advantages
+    from maml_rl.meta_update import adapted_params
+    from maml_rl.trainer import build_learner
+
+    config = TrainConfig(env="ant-vel", hidden=16, init="xavier")
+    torch.manual_seed(0)
+    learner = build_learner(config, torch.device("cpu"))
+    sampler = Sampler("ant-vel", 3, 3, nthread=1)
+    sampler.set_tasks(np.array([[0.5], [1.5], [2.5]]))
+    params, per_task, batches = learner.meta_params(), False, []
+    for seed in (1, 2):
+        episodes = sampler.sample_serial(learner.model, params, per_task, seed, budget=600)
+        batches.append(with_advantages(episodes, 0.99, 1.0))
+        params, per_task = adapted_params(learner, batches), True
+    sampler.close()
+    return learner, batches[:1], batches[1]
+
+
+def test_packing_keeps_each_tasks_steps_in_order_in_fewer_rows():
+    _, train, valid = budget_batch()
+    for episodes in (*train, valid):
+        packed = episodes.packed()
+        lengths = episodes.mask.sum(-1)
+        assert (lengths[lengths > 0] < 200).any()  # episodes end early
+        most = int(episodes.mask.sum(dim=(1, 2)).max())
+        assert packed.mask.shape[1] == -(-most // 200) <= episodes.mask.shape[1]
+        assert packed.mask.shape != episodes.mask.shape or not packed.mask.equal(episodes.mask)
+        for task in range(3):
+            valid_steps, packed_steps = episodes.mask[task] > 0, packed.mask[task] > 0
+            count = int(valid_steps.sum())
+            assert (
+                packed_steps.reshape(-1)[:count].all()
+                and not packed_steps.reshape(-1)[count:].any()
+            )
+            for before, after in zip(episodes, packed, strict=True):
+                torch.testing.assert_close(after[task][packed_steps], before[task][valid_steps])
+        assert packed.packed() is packed  # nothing left to pack
+
+
+def test_the_update_on_packed_steps_is_the_update_on_the_episodes():
+    """The inner loss, the surrogate and the KL average over steps: packing changes none of
+    them, so a TRPO step with the whole Fisher is the same step (to rounding)."""
+    from maml_rl.meta_update import TRPOSettings, trpo_step
+
+    steps = []
+    for pack in (False, True):
+        learner, train, valid = budget_batch()
+        if pack:
+            train, valid = [e.packed() for e in train], valid.packed()
+        settings = TRPOSettings(max_kl=0.01, cg_iterations=5, fisher_fraction=1.0)
+        stats = trpo_step(learner, train, valid, settings, torch.Generator().manual_seed(0))
+        assert stats["accepted"] == 1.0
+        steps.append(torch.cat([p.detach().flatten() for p in learner.parameters()]))
+        steps.append(torch.tensor([stats["surrogate_after"], stats["kl"]]))
+    torch.testing.assert_close(steps[2], steps[0], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(steps[3], steps[1], rtol=1e-4, atol=1e-8)
