@@ -70,8 +70,8 @@ class TrainConfig:
     # speed_rl --compare-fractions).
     fisher_fraction: float = _f(
         0.0,
-        "fraction of each task's episodes the Fisher-vector products use; 0 takes 1.0 on CUDA "
-        "and 0.2 on the CPU",
+        "fraction of each task's episodes the Fisher-vector products use (of its rows of steps "
+        "laid end to end, where episodes end early); 0 takes 1.0 on CUDA and 0.2 on the CPU",
     )
     fisher_subsample: str = _f(
         "episodes",

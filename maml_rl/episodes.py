@@ -55,29 +55,46 @@ class Episodes(NamedTuple):
         many they kept (an Ant's: a third of the rows). The rows are not episodes: returns,
         lengths and advantages must come before.
         """
-        tasks, episodes, horizon = self.mask.shape
-        valid = self.mask.reshape(tasks, -1) > 0
-        counts = valid.sum(dim=1)
-        rows = max(1, -(-int(counts.max()) // horizon))
-        prefix = torch.arange(valid.shape[1], device=valid.device) < counts[:, None]
-        if rows == episodes and bool((valid == prefix).all()):
-            return self  # packed already (or every step of every episode happened)
-        places = (
-            valid.cumsum(dim=1)
-            - 1
-            + torch.arange(tasks, device=valid.device)[:, None] * (rows * horizon)
-        )
-        places = places[valid]
-
-        def pack(x: Tensor) -> Tensor:
-            out = x.new_zeros(tasks * rows * horizon, *x.shape[3:])
-            out[places] = x.reshape(tasks * episodes * horizon, *x.shape[3:])[valid.reshape(-1)]
-            return out.view(tasks, rows, horizon, *x.shape[3:])
-
-        return Episodes(*(pack(x) for x in self))
+        packing = Packing(self.mask)
+        return self if packing.identity else Episodes(*(packing.pack(x) for x in self))
 
     def to(self, device: torch.device | str) -> Episodes:
         return Episodes(*(x.to(device) for x in self))
+
+
+class Packing:
+    """Where each step that happened in a (T, E, H) batch goes when each task's steps are laid
+    end to end in rows of width H: (T, rows, H), rows as few as the fullest task needs."""
+
+    def __init__(self, mask: Tensor) -> None:
+        tasks, episodes, horizon = mask.shape
+        self.valid = mask.reshape(tasks, -1) > 0
+        counts = self.valid.sum(dim=1)
+        self.rows = max(1, -(-int(counts.max()) // horizon))
+        prefix = torch.arange(self.valid.shape[1], device=mask.device) < counts[:, None]
+        # Packed already (or every step of every episode happened): nothing moves.
+        self.identity = self.rows == episodes and bool((self.valid == prefix).all())
+        offsets = torch.arange(tasks, device=mask.device)[:, None] * (self.rows * horizon)
+        self.places = (self.valid.cumsum(dim=1) - 1 + offsets)[self.valid]
+        self.shape = (tasks, episodes, horizon)
+
+    def pack(self, x: Tensor) -> Tensor:
+        """(T, E, H, ...) -> (T, rows, H, ...), zeros after each task's last step."""
+        if self.identity:
+            return x
+        tasks, episodes, horizon = self.shape
+        out = x.new_zeros(tasks * self.rows * horizon, *x.shape[3:])
+        out[self.places] = x.reshape(tasks * episodes * horizon, *x.shape[3:])[self.valid.view(-1)]
+        return out.view(tasks, self.rows, horizon, *x.shape[3:])
+
+    def unpack(self, x: Tensor) -> Tensor:
+        """(T, rows, H, ...) -> (T, E, H, ...), zeros where no step happened."""
+        if self.identity:
+            return x
+        tasks, episodes, horizon = self.shape
+        out = x.new_zeros(tasks * episodes * horizon, *x.shape[3:])
+        out[self.valid.view(-1)] = x.reshape(-1, *x.shape[3:])[self.places]
+        return out.view(tasks, episodes, horizon, *x.shape[3:])
 
 
 def with_advantages(
@@ -86,8 +103,14 @@ def with_advantages(
     """Fit the linear baseline per task, then GAE advantages (normalised per task, as in the
     MAML code: zero mean and unit variance over the task's valid steps)."""
     returns = discounted_returns(episodes.rewards, episodes.mask, gamma)
-    weights = fit_linear_baseline(episodes.observations, returns, episodes.mask)
-    values = baseline_values(episodes.observations, episodes.mask, weights)
+    # The fit over the steps that happened only: packed, with each step's time in its episode.
+    packing = Packing(episodes.mask)
+    time = torch.arange(episodes.mask.shape[-1], device=episodes.mask.device)
+    observations, mask, time = (
+        packing.pack(x) for x in (episodes.observations, episodes.mask, time.expand_as(returns))
+    )
+    weights = fit_linear_baseline(observations, packing.pack(returns), mask, time)
+    values = packing.unpack(baseline_values(observations, mask, weights, time))
     advantages = gae(episodes.rewards, values, episodes.mask, gamma, gae_lambda)
     if normalize:
         count = episodes.mask.sum(dim=(1, 2), keepdim=True)

@@ -31,7 +31,8 @@ SUBSAMPLES = ("episodes", "tasks")
 
 
 def subset(episodes: Episodes, fraction: float, generator: torch.Generator) -> Episodes:
-    """A random ``fraction`` of each task's episodes (the same rollout indices for every task)."""
+    """A random ``fraction`` of each task's episodes (the same rollout indices for every task);
+    of its rows of steps where the trainer packed them (``Episodes.packed``)."""
     rollouts = episodes.mask.shape[1]
     keep = max(1, round(fraction * rollouts))
     if keep >= rollouts:

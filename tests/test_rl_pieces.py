@@ -76,6 +76,50 @@ def test_linear_baseline_fit_matches_lstsq():
     assert values.shape == rewards.shape and (values[mask == 0] == 0).all()
 
 
+@pytest.mark.parametrize("gae_lambda", [1.0, 0.9])
+def test_advantages_are_a_plain_per_episode_computation(gae_lambda):
+    """rllab's recipe step by step in numpy on episodes that end early: the ridge fit on each
+    task's steps (time = the step's index in its episode), GAE within each episode, then the
+    task's advantages normalised."""
+    from maml_rl.episodes import Episodes, with_advantages
+
+    rewards, mask = episodes(tasks=3, rollouts=5, horizon=9, seed=4)
+    observations = torch.randn(3, 5, 9, 2, dtype=torch.float64) * 4
+    assert len(set(mask.sum(-1).flatten().tolist())) > 2  # episodes of several lengths
+    batch = Episodes(observations, observations, rewards, mask, observations, 0 * rewards)
+    got = with_advantages(batch, gamma=0.95, gae_lambda=gae_lambda).advantages
+    for t in range(3):
+        rows, targets, lengths = [], [], []
+        for r in range(5):
+            n = int(mask[t, r].sum())
+            if n == 0:
+                continue
+            o = np.clip(observations[t, r, :n].numpy(), -10, 10)
+            time = np.arange(n)[:, None] / 100.0
+            rows.append(np.hstack([o, o**2, time, time**2, time**3, np.ones((n, 1))]))
+            rew = rewards[t, r, :n].numpy()
+            targets.append([sum(0.95**k * x for k, x in enumerate(rew[i:])) for i in range(n)])
+            lengths.append((r, n))
+        phi, target = np.vstack(rows), np.concatenate(targets)
+        w = np.linalg.solve(phi.T @ phi + 1e-5 * np.eye(phi.shape[1]), phi.T @ target)
+        advantages, start = {}, 0
+        for r, n in lengths:
+            values = np.append(phi[start : start + n] @ w, 0.0)
+            rew = rewards[t, r, :n].numpy()
+            deltas = rew + 0.95 * values[1:] - values[:-1]
+            advantages[r] = [
+                sum((0.95 * gae_lambda) ** k * d for k, d in enumerate(deltas[i:]))
+                for i in range(n)
+            ]
+            start += n
+        flat = np.concatenate(list(advantages.values()))
+        mean, std = flat.mean(), flat.std()
+        for r, n in lengths:
+            expected = (np.array(advantages[r]) - mean) / (std + 1e-8)
+            np.testing.assert_allclose(got[t, r, :n].numpy(), expected, rtol=1e-6, atol=1e-8)
+            assert (got[t, r, n:] == 0).all()
+
+
 def test_conjugate_gradient_solves_an_spd_system():
     g = torch.Generator().manual_seed(0)
     a = torch.randn(20, 20, generator=g, dtype=torch.float64)
