@@ -174,6 +174,7 @@ def _adapt_and_sample(
         if step == steps:
             break
         episodes = with_advantages(episodes.to(device), config.gamma, config.gae_lambda)
+        episodes = episodes.packed()  # the inner loss averages over steps: fewer rows to compute
         stepper = MAML(
             policy,
             reinforce_loss(type(policy)),
