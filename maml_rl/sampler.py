@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -321,20 +321,7 @@ def _episodes_of(
     mask = step < length.unsqueeze(-1)  # (tasks, E, horizon)
     time = (start.unsqueeze(-1) + step).clamp(max=len(columns["obs"]) - 1)
     lanes = lane.unsqueeze(-1).expand_as(time)
-
-    def cut(key: str) -> Tensor:
-        values = torch.stack(columns[key])[time, lanes]  # (tasks, E, horizon, ...)
-        return values * mask.view(*mask.shape, *[1] * (values.dim() - 3)).to(values.dtype)
-
-    rewards = cut("rew")
-    return Episodes(
-        observations=cut("obs"),
-        actions=cut("act"),
-        rewards=rewards,
-        mask=mask.float(),
-        outputs=cut("out"),
-        advantages=torch.zeros_like(rewards),
-    )
+    return _masked_episodes(lambda key: torch.stack(columns[key])[time, lanes], mask)
 
 
 def episode_seed(seed: int, task: int, number: int) -> int:
@@ -358,10 +345,16 @@ def _episodes_from_rows(
     for task, number, lane, last, length in ends:
         index[task, number, :length] = row_of[last - length + 1 : last + 1, lane]
         mask[task, number, :length] = True
-    index, mask = torch.from_numpy(index), torch.from_numpy(mask)
+    index = torch.from_numpy(index)
+    return _masked_episodes(lambda key: torch.cat(rows[key])[index], torch.from_numpy(mask))
+
+
+def _masked_episodes(take: Callable[[str], Tensor], mask: Tensor) -> Episodes:
+    """Episodes of the fields ``take(key)`` gathers, (tasks, E, horizon, ...), zero where
+    ``mask`` (tasks, E, horizon) is False."""
 
     def cut(key: str) -> Tensor:
-        values = torch.cat(rows[key])[index]  # (tasks, most, horizon, ...)
+        values = take(key)
         return values * mask.view(*mask.shape, *[1] * (values.dim() - 3)).to(values.dtype)
 
     rewards = cut("rew")
