@@ -105,7 +105,12 @@ def default_rollouts(config: TrainConfig) -> int:
     return max(1, TEST_PROTOCOLS[config.env].env_steps // horizon)
 
 
-def returns_after_steps(
+def returns_after_steps(*args, **kwargs) -> Tensor:
+    """Mean return per task after 0..steps inner steps: ``outcomes_after_steps``'s returns."""
+    return outcomes_after_steps(*args, **kwargs)[0]
+
+
+def outcomes_after_steps(
     learner: MAML,
     config: TrainConfig,
     tasks: int,
@@ -116,8 +121,9 @@ def returns_after_steps(
     budget: int | None = None,
     task_array: np.ndarray | None = None,
     block: int = 40,
-) -> Tensor:
-    """Mean return per task after 0..steps inner steps on new tasks: (steps + 1, tasks).
+) -> tuple[Tensor, Tensor]:
+    """Mean return and mean episode length per task after 0..steps inner steps on new tasks: two
+    (steps + 1, tasks) tensors.
 
     The tasks are drawn from ``seed``, or are ``task_array`` ((tasks, task_dim)) when given.
     Each step samples ``rollouts`` episodes per task; with ``budget``, ``rollouts`` lanes per task
@@ -148,7 +154,8 @@ def returns_after_steps(
             )
         finally:
             sampler.close()
-    return torch.cat(blocks, dim=1)
+    returns, lengths = zip(*blocks, strict=True)
+    return torch.cat(returns, dim=1), torch.cat(lengths, dim=1)
 
 
 def _adapt_and_sample(
@@ -159,18 +166,19 @@ def _adapt_and_sample(
     step_sizes: Sequence[float],
     seed: int,
     budget: int | None,
-) -> Tensor:
-    """``returns_after_steps`` for the tasks of one sampler: (steps + 1, its tasks)."""
+) -> tuple[Tensor, Tensor]:
+    """``outcomes_after_steps`` for the tasks of one sampler: two (steps + 1, its tasks)."""
     policy, device = learner.model, next(learner.model.parameters()).device
     params, per_task = learner.meta_params(), False
     seeds = np.random.SeedSequence([seed, TEST_SEED_OFFSET]).generate_state(steps + 1)
-    returns = []
+    returns, lengths = [], []
     for step in range(steps + 1):
         if budget is None:
             episodes = sampler.sample(policy, params, per_task, seed=int(seeds[step]))
         else:
             episodes = sampler.sample_steps(policy, params, per_task, int(seeds[step]), budget)
         returns.append(episodes.returns_per_task())
+        lengths.append(episodes.lengths_per_task())
         if step == steps:
             break
         episodes = with_advantages(episodes.to(device), config.gamma, config.gae_lambda)
@@ -187,7 +195,7 @@ def _adapt_and_sample(
                 partial(stepper.adapt, steps=1), in_dims=(0 if per_task else None, 0)
             )(start, episodes)
         per_task = True
-    return torch.stack(returns)
+    return torch.stack(returns), torch.stack(lengths)
 
 
 def format_returns(
@@ -199,6 +207,12 @@ def format_returns(
         mean, ci = mean_and_ci95(values)
         lines.append(f"  after {step} step{'s' if step != 1 else ''}: {mean:9.2f} ± {ci:.2f}")
     return "\n".join(lines)
+
+
+def format_lengths(lengths: Tensor) -> str:
+    """One line of the mean episode length over test tasks after each step."""
+    means = " / ".join(f"{float(values.mean()):.1f}" for values in lengths)
+    return f"mean episode length after 0..{len(lengths) - 1} steps: {means}"
 
 
 def returns_figure(returns: Tensor, title: str):
@@ -314,8 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"--paper-tasks are the paper's 40; drop --tasks {args.tasks}")
         task_array = paper_tasks(config.env)
 
-    def evaluate(learner: MAML, config: TrainConfig) -> Tensor:
-        return returns_after_steps(
+    def evaluate(learner: MAML, config: TrainConfig) -> tuple[Tensor, Tensor]:
+        return outcomes_after_steps(
             learner,
             config,
             args.tasks,
@@ -327,14 +341,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             task_array,
         )
 
-    returns = evaluate(learner, config)
+    returns, lengths = evaluate(learner, config)
     which = f"the MAML paper's {PAPER_TASKS}" if args.paper_tasks else f"{args.tasks} new"
     print(f"{config.env}: {which} test tasks")
     print(format_returns(returns))
+    print(format_lengths(lengths))
     if other is not None:
-        against = evaluate(*other)
+        against, other_lengths = evaluate(*other)
         print(f"{args.against}:")
         print(format_returns(against))
+        print(format_lengths(other_lengths))
         paired = f"this policy minus {args.against} (mean ± 95% interval over tasks, paired)"
         print(format_returns(returns - against, paired))
     if args.plot:

@@ -406,13 +406,29 @@ def test_paper_tasks_are_the_authors_test_goals(capsys):
 
 
 def test_evaluation_in_blocks_of_tasks_draws_what_one_sampler_would():
-    from maml_rl.evaluate import returns_after_steps, untrained_learner
+    from maml_rl.evaluate import outcomes_after_steps, returns_after_steps, untrained_learner
 
     learner, config = untrained_learner("navigation-2d", None, 0, torch.device("cpu"))
     for budget in (None, 300):  # 300 steps: several rounds of episodes that end at the goal
-        whole = returns_after_steps(learner, config, 5, 2, [0.5], 3, 2, budget, block=5)
+        whole, whole_lengths = outcomes_after_steps(
+            learner, config, 5, 2, [0.5], 3, 2, budget, block=5
+        )
         blocks = returns_after_steps(learner, config, 5, 2, [0.5], 3, 2, budget, block=2)
-        assert whole.shape == (3, 5)
+        assert whole.shape == whole_lengths.shape == (3, 5)
         torch.testing.assert_close(blocks, whole, rtol=1e-5, atol=1e-3)
+        assert ((whole_lengths >= 1) & (whole_lengths <= 100)).all()
     with pytest.raises(ValueError, match="block must be positive, got 0"):
         returns_after_steps(learner, config, 5, 0, [0.5], 3, 2, None, block=0)
+
+
+def test_evaluation_reports_the_mean_episode_length():
+    from maml_rl.evaluate import outcomes_after_steps, untrained_learner
+
+    # HalfCheetahs never end early: every episode is the horizon long, before and after steps.
+    learner, config = untrained_learner("halfcheetah-vel", None, 0, torch.device("cpu"))
+    _, lengths = outcomes_after_steps(learner, config, 2, 1, [0.1], 0, 2)
+    assert torch.equal(lengths, torch.full((2, 2), 200.0))
+    # An untrained Ant ends about half its episodes early, by its torso rising above 1 m.
+    learner, config = untrained_learner("ant-vel", None, 0, torch.device("cpu"))
+    _, lengths = outcomes_after_steps(learner, config, 2, 0, [0.1], 0, 4)
+    assert lengths.max() <= 200 and lengths.min() < 200

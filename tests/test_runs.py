@@ -201,7 +201,9 @@ def test_evaluate_names_the_iterations_and_the_right_command(tmp_path, capsys):
     assert "is an RL run: use python -m maml_rl.evaluate" in capsys.readouterr().err
     args = [str(run), "--tasks", "2", "--steps", "1", "--rollouts", "2", "--device", "cpu"]
     assert cli(rl_evaluate.main, args) == 0
-    assert "trained for 1 of 1 iterations" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "trained for 1 of 1 iterations" in err
+    assert "mean episode length after 0..1 steps: " in out
     sl_run = tmp_path / "sl"
     assert cli(sl_train.main, [*SINUSOID[2:], "--iterations", "1", "--run-dir", str(sl_run)]) == 0
     capsys.readouterr()
