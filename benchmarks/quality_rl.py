@@ -4,7 +4,8 @@ average return on one fixed set of new tasks after 0, 1, 2 and 3 inner steps.
 Each training seed runs into its own folder, one after another, so each wall time is its own; the
 test tasks and episodes are the same for every seed (``evaluate --seed 1``, by the family's test
 script: ``maml_rl.evaluate.TEST_PROTOCOLS``). The figure is the mean over seeds, shown with the
-spread between seeds beside the authors' single run on 40 tasks and its 95% interval. Long runs:
+spread between seeds beside the authors' single run on 40 tasks and its 95% interval; where
+episodes end early (the Ant), the mean episode length after each step follows. Long runs:
 start it in the background; if it stops, run the same command again and every seed resumes
 from its checkpoint. Arguments after ``--`` go to ``maml_rl.train`` (a variant of the preset;
 the section's name then says so).
@@ -23,6 +24,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.results import write_section
+from envs import family_class
 from maml.checkpoint import load_checkpoint
 from maml.runs import mean_and_ci95
 from maml_rl.evaluate import (
@@ -30,7 +32,7 @@ from maml_rl.evaluate import (
     default_rollouts,
     default_step_sizes,
     load_run,
-    returns_after_steps,
+    outcomes_after_steps,
 )
 
 # Finn et al. 2017, table in section 5.3 (navigation, HalfCheetah velocity), and the authors'
@@ -88,6 +90,7 @@ def main() -> None:
     if args.rllab_sampler:
         samplers["rllab's sampler"] = TEST_PROTOCOLS[args.env].env_steps
     rows: dict[str, list[torch.Tensor]] = {name: [] for name in samplers}
+    lengths: dict[str, list[torch.Tensor]] = {name: [] for name in samplers}  # (steps + 1,) each
     minutes, iterations = [], []
     for seed in args.seeds:
         run = runs / f"seed{seed}"
@@ -98,10 +101,11 @@ def main() -> None:
         learner, config = load_run(run, torch.device("cpu"))
         step_sizes, rollouts = default_step_sizes(config), default_rollouts(config)
         for name in rows:
-            returns = returns_after_steps(
+            returns, episode_lengths = outcomes_after_steps(
                 learner, config, args.tasks, STEPS, step_sizes, TEST_SEED, rollouts, samplers[name]
             )
             rows[name].append(returns)
+            lengths[name].append(episode_lengths.mean(1))
             means = [mean_and_ci95(r)[0] for r in returns]
             print(f"seed {seed}, {name}: " + " / ".join(f"{m:.1f}" for m in means), flush=True)
     paper, paper_ci = PAPER[args.env]
@@ -147,6 +151,17 @@ def main() -> None:
     body = f"{summary}\n\n" + "\n".join(table)
     if verdicts:
         body += "\n\n" + "\n".join(f"- {v}" for v in verdicts)
+    horizon = config.horizon or family_class(config.env).horizon
+    mean_lengths = {name: torch.stack(per_seed).mean(0) for name, per_seed in lengths.items()}
+    if any((m < horizon).any() for m in mean_lengths.values()):  # episodes that end early
+        body += (
+            f"\n\nMean episode length (of {horizon} steps) after 0 / 1 / 2 / 3 steps, over seeds "
+            "and test tasks: "
+            + "; ".join(
+                f"{n} " + " / ".join(f"{v:.1f}" for v in m) for n, m in mean_lengths.items()
+            )
+            + "."
+        )
     print(body)
     if args.write:
         name = f"quality_rl ({args.env}{f', {variant}' if variant else ''})"
