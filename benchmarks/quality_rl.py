@@ -24,13 +24,13 @@ from pathlib import Path
 import torch
 
 from benchmarks.results import write_section
-from envs import family_class
 from maml.checkpoint import load_checkpoint
 from maml.runs import mean_and_ci95
 from maml_rl.evaluate import (
     TEST_PROTOCOLS,
     default_rollouts,
     default_step_sizes,
+    episode_horizon,
     load_run,
     outcomes_after_steps,
 )
@@ -151,7 +151,7 @@ def main() -> None:
     body = f"{summary}\n\n" + "\n".join(table)
     if verdicts:
         body += "\n\n" + "\n".join(f"- {v}" for v in verdicts)
-    horizon = config.horizon or family_class(config.env).horizon
+    horizon = episode_horizon(config)
     mean_lengths = {name: torch.stack(per_seed).mean(0) for name, per_seed in lengths.items()}
     if any((m < horizon).any() for m in mean_lengths.values()):  # episodes that end early
         body += (

@@ -99,10 +99,14 @@ def default_step_sizes(config: TrainConfig) -> list[float]:
     return [config.inner_lr, config.inner_lr * TEST_PROTOCOLS[config.env].later_step]
 
 
+def episode_horizon(config: TrainConfig) -> int:
+    """The run's episode length: its own, or its family's where it kept the default (0)."""
+    return config.horizon or family_class(config.env).horizon
+
+
 def default_rollouts(config: TrainConfig) -> int:
     """Episodes per task and step that fill the test script's env steps (each episode whole)."""
-    horizon = config.horizon or family_class(config.env).horizon
-    return max(1, TEST_PROTOCOLS[config.env].env_steps // horizon)
+    return max(1, TEST_PROTOCOLS[config.env].env_steps // episode_horizon(config))
 
 
 def returns_after_steps(*args, **kwargs) -> Tensor:
