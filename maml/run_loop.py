@@ -82,6 +82,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.at_once = False
 
     def __enter__(self) -> StopRequest:
         self._previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -91,6 +92,9 @@ class StopRequest:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signal is not None:
+            # Code the exception passes through may turn it into another (a C extension being
+            # imported reports an ImportError): ``run`` reads this flag, not the exception's type.
+            self.at_once = True
             raise Stopped(signum, at_once=True)
         self.signal = signum
         print(
@@ -154,8 +158,9 @@ def run(
     writer = SummaryWriter(run_dir, purge_step=start if resume else None) if main else None
     progress = tqdm(total=iterations, initial=start, desc=front.label, unit="it", disable=not main)
     done = start
+    stop = StopRequest()
     try:
-        with StopRequest() as stop:
+        with stop:
             if not resume:
                 checkpoint(0)
                 if writer is not None:
@@ -189,14 +194,18 @@ def run(
                     raise Stopped(stop.signal or signal.SIGTERM)
             front.snapshot(writer, done)
             ranks.barrier()
-    except Stopped as stopped:
-        if stopped.at_once and main:
+    except BaseException as error:
+        if not stop.at_once:
+            raise
+        if main:
             progress.close()
             print(
                 f"\nstopped at once; --resume {run_dir} continues from iteration {saved}",
                 file=sys.stderr,
             )
-        raise
+        if isinstance(error, Stopped):
+            raise
+        raise Stopped(stop.signal or signal.SIGTERM, at_once=True) from None
     finally:
         progress.close()
         if writer is not None:

@@ -112,6 +112,31 @@ def test_a_second_signal_stops_at_once_and_the_run_resumes(tmp_path, sig, status
     assert cli(sl_train.main, ["--resume", str(run), "--iterations", str(saved + 1)]) == 0
 
 
+def test_a_second_signal_turned_into_another_error_still_stops_at_once(
+    tmp_path, monkeypatch, capsys
+):
+    # As when it lands in the import of a C extension, which reports an ImportError instead.
+    import os
+
+    from maml_sl.trainer import SupervisedTrainer
+
+    def iteration(self, *args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1.0)  # the handler runs here at the latest
+        except BaseException as error:
+            raise ImportError("initialization failed") from error
+        raise AssertionError("the second signal did not interrupt")
+
+    monkeypatch.setattr(SupervisedTrainer, "iteration", iteration)
+    run = tmp_path / "run"
+    assert cli(sl_train.main, [*SINUSOID[2:], "--iterations", "3", "--run-dir", str(run)]) == 143
+    assert "stopped at once; --resume" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 0
+
+
 def test_rl_ctrl_c_leaves_a_resumable_run(tmp_path):
     run = tmp_path / "run"
     process, _ = start(["-m", "maml_rl.train", *NAVIGATION, "--checkpoint-every", "100000"], run)
