@@ -14,11 +14,11 @@ are chosen to fit one hour on a 2-core CPU (MAML++'s meta-batch 8 instead of the
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
 from benchmarks.results import write_section
+from benchmarks.training import run_training
 from maml.checkpoint import load_checkpoint
 from maml_sl.evaluate import evaluate, format_table, load_run
 
@@ -68,7 +68,7 @@ def main() -> None:
             command = [sys.executable, "-m", "maml_sl.train", "--resume", str(run)]
         else:
             command += flags + ["--run-dir", str(run)]
-        subprocess.run(command, check=True)
+        run_training(command)
     state = load_checkpoint(run / "checkpoint.pt")
     minutes = state["elapsed"] / 60
     learner, setup, config = load_run(run, "cpu")

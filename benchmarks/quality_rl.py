@@ -17,13 +17,13 @@ the section's name then says so).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
 from benchmarks.results import write_section
+from benchmarks.training import run_training
 from maml.checkpoint import load_checkpoint
 from maml.runs import mean_and_ci95
 from maml_rl.evaluate import (
@@ -56,7 +56,7 @@ def train_seed(env: str, seed: int, run: Path, iterations: int | None, extra: li
         command = ["--resume", str(run), *more]
     else:
         command = ["--env", env, "--seed", str(seed), "--run-dir", str(run), *more, *extra]
-    subprocess.run([sys.executable, "-m", "maml_rl.train", *command], check=True)
+    run_training([sys.executable, "-m", "maml_rl.train", *command])
 
 
 def cells(values: list[float], digits: int = 1) -> str:

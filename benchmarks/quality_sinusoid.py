@@ -9,12 +9,12 @@ unless --run names a finished run, then evaluates it and sets the figures beside
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from benchmarks.results import write_section
+from benchmarks.training import run_training
 from maml.checkpoint import load_checkpoint
 from maml_sl.evaluate import evaluate, format_table, load_run
 
@@ -34,7 +34,7 @@ def main() -> None:
     if not args.run:
         command = [sys.executable, "-m", "maml_sl.train", "--task", "sinusoid"]
         command += ["--run-dir", str(run)] + (["--shots", str(args.shots)] if args.shots else [])
-        subprocess.run(command, check=True)
+        run_training(command)
     state = load_checkpoint(run / "checkpoint.pt")
     minutes = state["elapsed"] / 60
     learner, setup, config = load_run(run, "cpu")
