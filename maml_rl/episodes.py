@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from maml_rl.baseline import baseline_values, fit_linear_baseline
+from maml_rl.baseline import fitted_baseline
 from maml_rl.returns import discounted_returns, gae
 
 
@@ -109,8 +109,7 @@ def with_advantages(
     observations, mask, time = (
         packing.pack(x) for x in (episodes.observations, episodes.mask, time.expand_as(returns))
     )
-    weights = fit_linear_baseline(observations, packing.pack(returns), mask, time)
-    values = packing.unpack(baseline_values(observations, mask, weights, time))
+    values = packing.unpack(fitted_baseline(observations, packing.pack(returns), mask, time))
     advantages = gae(episodes.rewards, values, episodes.mask, gamma, gae_lambda)
     if normalize:
         count = episodes.mask.sum(dim=(1, 2), keepdim=True)

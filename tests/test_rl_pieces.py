@@ -7,7 +7,7 @@ from torch.distributions import Categorical, Normal, kl_divergence
 from torch.utils._pytree import tree_map
 
 from maml import MAML
-from maml_rl.baseline import baseline_values, features, fit_linear_baseline
+from maml_rl.baseline import baseline_values, features, fit_linear_baseline, fitted_baseline
 from maml_rl.episodes import Episodes
 from maml_rl.fisher import gauss_newton_fvp, subset
 from maml_rl.losses import reinforce_loss, surrogate_and_kl
@@ -74,6 +74,7 @@ def test_linear_baseline_fit_matches_lstsq():
         np.testing.assert_allclose(weights[t].numpy(), expected, rtol=1e-6, atol=1e-8)
     values = baseline_values(observations, mask, weights)
     assert values.shape == rewards.shape and (values[mask == 0] == 0).all()
+    assert torch.equal(fitted_baseline(observations, returns, mask), values)  # features once
 
 
 @pytest.mark.parametrize("gae_lambda", [1.0, 0.9])
