@@ -95,7 +95,7 @@ class StopRequest:
             # Code the exception passes through may turn it into another (a C extension being
             # imported reports an ImportError): ``run`` reads this flag, not the exception's type.
             self.at_once = True
-            raise Stopped(signum, at_once=True)
+            raise Stopped(signum)
         self.signal = signum
         print(
             f"\n{signal.Signals(signum).name}: stopping after this iteration (again to stop now)",
@@ -111,9 +111,9 @@ class StopRequest:
 class Stopped(KeyboardInterrupt):
     """The run stopped on a signal; the command exits with 128 + its number."""
 
-    def __init__(self, signum: int, at_once: bool = False) -> None:
+    def __init__(self, signum: int) -> None:
         super().__init__(signum)
-        self.signum, self.at_once = signum, at_once
+        self.signum = signum
 
 
 def run(
@@ -205,7 +205,7 @@ def run(
             )
         if isinstance(error, Stopped):
             raise
-        raise Stopped(stop.signal or signal.SIGTERM, at_once=True) from None
+        raise Stopped(stop.signal or signal.SIGTERM) from None
     finally:
         progress.close()
         if writer is not None:
