@@ -7,8 +7,9 @@ script: ``maml_rl.evaluate.TEST_PROTOCOLS``). The figure is the mean over seeds,
 spread between seeds beside the authors' single run on 40 tasks and its 95% interval; where
 episodes end early (the Ant), the mean episode length after each step follows. Long runs:
 start it in the background; if it stops, run the same command again and every seed resumes
-from its checkpoint. Arguments after ``--`` go to ``maml_rl.train`` (a variant of the preset;
-the section's name then says so).
+from its checkpoint, and a finished seed's evaluation is kept beside its run (``benchmarks.cache``).
+Arguments after ``--`` go to ``maml_rl.train`` (a variant of the preset; the section's name then
+says so).
 
     python -m benchmarks.quality_rl --env halfcheetah-vel [--seeds 0 1 2] [--tasks 200]
         [--iterations N] [--rllab-sampler] [--write] [-- --init xavier ...]
@@ -18,14 +19,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
 
+from benchmarks.cache import cached_evaluation
 from benchmarks.results import write_section
 from benchmarks.training import run_training
 from maml.checkpoint import load_checkpoint
+from maml.learner import MAML
 from maml.runs import mean_and_ci95
+from maml_rl.config import TrainConfig
 from maml_rl.evaluate import (
     TEST_PROTOCOLS,
     default_rollouts,
@@ -57,6 +62,21 @@ def train_seed(env: str, seed: int, run: Path, iterations: int | None, extra: li
     else:
         command = ["--env", env, "--seed", str(seed), "--run-dir", str(run), *more, *extra]
     run_training([sys.executable, "-m", "maml_rl.train", *command])
+
+
+def evaluate(
+    learner: MAML,
+    config: TrainConfig,
+    tasks: int,
+    step_sizes: list[float],
+    rollouts: int,
+    budget: int | None,
+) -> dict[str, torch.Tensor]:
+    """Returns and episode lengths after 0..STEPS steps on the fixed test tasks."""
+    returns, lengths = outcomes_after_steps(
+        learner, config, tasks, STEPS, step_sizes, TEST_SEED, rollouts, budget
+    )
+    return {"returns": returns, "lengths": lengths}
 
 
 def cells(values: list[float], digits: int = 1) -> str:
@@ -101,13 +121,30 @@ def main() -> None:
         learner, config = load_run(run, torch.device("cpu"))
         step_sizes, rollouts = default_step_sizes(config), default_rollouts(config)
         for name in rows:
-            returns, episode_lengths = outcomes_after_steps(
-                learner, config, args.tasks, STEPS, step_sizes, TEST_SEED, rollouts, samplers[name]
+            settings = {
+                "tasks": args.tasks,
+                "steps": STEPS,
+                "step_sizes": list(step_sizes),
+                "test_seed": TEST_SEED,
+                "rollouts": rollouts,
+                "budget": samplers[name],
+            }
+            outcome, kept = cached_evaluation(
+                run,
+                settings,
+                partial(
+                    evaluate, learner, config, args.tasks, step_sizes, rollouts, samplers[name]
+                ),
             )
+            returns = outcome["returns"]
             rows[name].append(returns)
-            lengths[name].append(episode_lengths.mean(1))
+            lengths[name].append(outcome["lengths"].mean(1))
             means = [mean_and_ci95(r)[0] for r in returns]
-            print(f"seed {seed}, {name}: " + " / ".join(f"{m:.1f}" for m in means), flush=True)
+            print(
+                f"seed {seed}, {name}{' (kept from an earlier run)' if kept else ''}: "
+                + " / ".join(f"{m:.1f}" for m in means),
+                flush=True,
+            )
     paper, paper_ci = PAPER[args.env]
     table = ["| | 0 steps | 1 step | 2 steps | 3 steps |", "|---|---|---|---|---|"]
     verdicts = []
