@@ -209,7 +209,7 @@ class RLTrainer:
         train_episodes, valid, adapted, times = sample_iteration(
             learner, sampler, config, iteration, self.device, self.ranks
         )
-        returns, lengths = self._task_means([*train_episodes, valid])
+        returns, lengths, stds = self._task_means([*train_episodes, valid], adapted)
         seeds = iteration_seeds(config.seed, iteration).generate_state(config.inner_steps + 3)
         generator = torch.Generator().manual_seed(int(seeds[-1]))  # Fisher subsets
         good = {k: v.clone() for k, v in learner.state_dict().items()}
@@ -239,6 +239,9 @@ class RLTrainer:
             writer.add_scalar("charts/bytes_all_reduced", self.ranks.bytes - traffic[1], done)
             writer.add_scalar("charts/all_reduces", self.ranks.calls - traffic[2], done)
         _log(writer, done, returns, lengths, stats, times, env_steps, clock())
+        for k, std in enumerate(stds):
+            suffix = f"after_{k}_steps" if k else "before_adaptation"
+            writer.add_scalar(f"policy/std_{suffix}", std, done)
         # The whole iteration, logging included (benchmarks.speed_rl).
         writer.add_scalar("time/iteration_seconds", time.perf_counter() - started, done)
         every = config.val_every
@@ -252,16 +255,25 @@ class RLTrainer:
         packed = episodes.packed()
         return packed.padded(self.ranks.most(packed.mask.shape[1], self.device))
 
-    def _task_means(self, batches: list[Episodes]) -> tuple[list[float], list[float]]:
-        """Mean return and mean episode length of each batch, over every rank's tasks."""
-        means = torch.tensor(
-            [[e.returns_per_task().mean(), e.lengths_per_task().mean()] for e in batches],
-            dtype=torch.float64,
-        )
+    def _task_means(
+        self, batches: list[Episodes], adapted: list[Params]
+    ) -> tuple[list[float], list[float], list[float]]:
+        """Mean return and mean episode length of each batch, over every rank's tasks; and a
+        Gaussian policy's action standard deviation (mean over the action's coordinates) before
+        adaptation and after each inner step (empty for other policies)."""
+        rows = [[e.returns_per_task().mean(), e.lengths_per_task().mean()] for e in batches]
+        log_std = self.learner.meta_params().get("log_std")
+        if log_std is not None:  # after each step, the mean over tasks, in the same all-reduce
+            rows += [[p["log_std"].exp().mean().item(), 0.0] for p in adapted]
+        means = torch.tensor(rows, dtype=torch.float64)
         if self.ranks.world > 1:
             means *= self.sampler.meta_batch / self.config.meta_batch
             self.ranks.sum([means])
-        return means[:, 0].tolist(), means[:, 1].tolist()
+        returns, lengths = means[: len(batches)].T.tolist()
+        if log_std is None:
+            return returns, lengths, []
+        stds = [log_std.detach().exp().mean().item(), *means[len(batches) :, 0].tolist()]
+        return returns, lengths, stds
 
     def validate(self, writer: SummaryWriter, done: int) -> None:
         """Returns after 0..VAL_STEPS inner steps on fixed held-out tasks (the test protocol's

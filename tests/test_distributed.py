@@ -9,6 +9,7 @@ import time
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from maml.checkpoint import load_checkpoint
 
@@ -51,6 +52,13 @@ def torchrun(args, ranks=2, timeout=180):
 def single(args, timeout=180):
     command = [sys.executable, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+def scalars(run, tag):
+    """The values logged under ``tag`` in ``run``, by iteration."""
+    events = EventAccumulator(str(run))
+    events.Reload()
+    return [e.value for e in events.Scalars(tag)]
 
 
 def assert_same_learner(a, b, atol=1e-6, skip=()):
@@ -116,6 +124,10 @@ def test_two_ranks_train_a_policy_as_one_process(tmp_path, env, sampling):
     two = torchrun([*args, "--run-dir", str(tmp_path / "two")])
     assert two.returncode == 0, two.stderr[-2000:]
     assert_same_learner(tmp_path / "one", tmp_path / "two", atol=1e-5)
+    # Rank 0 logs the means over every rank's tasks.
+    for tag in ("returns/after_1_steps", "policy/std_after_1_steps"):
+        one, two = (scalars(tmp_path / run, tag) for run in ("one", "two"))
+        assert two == pytest.approx(one, rel=1e-4), tag
 
 
 def test_a_run_moves_between_one_and_two_ranks(tmp_path):
