@@ -54,13 +54,6 @@ def single(args, timeout=180):
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=ENV)
 
 
-def scalars(run, tag):
-    """The values logged under ``tag`` in ``run``, by iteration."""
-    events = EventAccumulator(str(run))
-    events.Reload()
-    return [e.value for e in events.Scalars(tag)]
-
-
 def assert_same_learner(a, b, atol=1e-6, skip=()):
     first, second = load_checkpoint(a / "checkpoint.pt"), load_checkpoint(b / "checkpoint.pt")
     assert first["iteration"] == second["iteration"]
@@ -126,7 +119,10 @@ def test_two_ranks_train_a_policy_as_one_process(tmp_path, env, sampling):
     assert_same_learner(tmp_path / "one", tmp_path / "two", atol=1e-5)
     # Rank 0 logs the means over every rank's tasks.
     for tag in ("returns/after_1_steps", "policy/std_after_1_steps"):
-        one, two = (scalars(tmp_path / run, tag) for run in ("one", "two"))
+        one, two = (
+            [e.value for e in EventAccumulator(str(tmp_path / run)).Reload().Scalars(tag)]
+            for run in ("one", "two")
+        )
         assert two == pytest.approx(one, rel=1e-4), tag
 
 

@@ -231,17 +231,12 @@ def test_every_preset_runs_two_iterations_and_resume_continues_exactly(tmp_path)
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
     # The logged std is the policy's that sampled: the initial one (std 1), then the one after
     # the first two updates (the split run's checkpoint at 2) at the third.
-    std = {e.step: e.value for e in _scalars(straight, "policy/std_before_adaptation")}
-    after = {e.step: e.value for e in _scalars(straight, "policy/std_after_1_steps")}
+    events = EventAccumulator(str(straight)).Reload()
+    std = {e.step: e.value for e in events.Scalars("policy/std_before_adaptation")}
+    after = {e.step: e.value for e in events.Scalars("policy/std_after_1_steps")}
     assert std[1] == pytest.approx(1.0)
     assert std[3] == pytest.approx(at_two.exp().mean().item())
     assert all(v > 0 and v != pytest.approx(std[k]) for k, v in after.items())
-
-
-def _scalars(run, tag):
-    events = EventAccumulator(str(run))
-    events.Reload()
-    return events.Scalars(tag)
 
 
 def test_fisher_fraction_defaults_by_device_and_keeps_a_given_one():
