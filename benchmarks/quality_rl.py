@@ -7,7 +7,9 @@ script: ``maml_rl.evaluate.TEST_PROTOCOLS``). The figure is the mean over seeds,
 spread between seeds beside the authors' single run on 40 tasks and its 95% interval; where
 episodes end early (the Ant), the mean episode length after each step follows. Long runs:
 start it in the background; if it stops, run the same command again and every seed resumes
-from its checkpoint, and a finished seed's evaluation is kept beside its run (``benchmarks.cache``).
+from its checkpoint, and a finished seed's evaluation is kept beside its run (``benchmarks.cache``);
+with ``--write`` a finished seed's figures also go to ``benchmarks/seeds/`` to be committed, so
+that a new machine need not train it again (``benchmarks.seed_records``).
 Arguments after ``--`` go to ``maml_rl.train`` (a variant of the preset; the section's name then
 says so).
 
@@ -18,14 +20,17 @@ says so).
 from __future__ import annotations
 
 import argparse
+import datetime
 import sys
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from benchmarks.cache import cached_evaluation
-from benchmarks.results import write_section
+from benchmarks.results import machine, write_section
+from benchmarks.seed_records import load_seed_record, save_seed_record, seed_record_path
 from benchmarks.training import run_training
 from maml.checkpoint import load_checkpoint
 from maml.learner import MAML
@@ -83,6 +88,54 @@ def cells(values: list[float], digits: int = 1) -> str:
     return " | ".join(f"{v:.{digits}f}" for v in values)
 
 
+def seed_figures(
+    args: argparse.Namespace,
+    seed: int,
+    run: Path,
+    samplers: dict[str, int | None],
+    extra: list[str],
+) -> dict[str, Any]:
+    """Train (or resume) one seed and evaluate it on the fixed test tasks with each sampler."""
+    train_seed(args.env, seed, run, args.iterations, extra)
+    state = load_checkpoint(run / "checkpoint.pt")
+    learner, config = load_run(run, torch.device("cpu"))
+    step_sizes, rollouts = default_step_sizes(config), default_rollouts(config)
+    outcomes = {}
+    for name, budget in samplers.items():
+        settings = {
+            "tasks": args.tasks,
+            "steps": STEPS,
+            "step_sizes": list(step_sizes),
+            "test_seed": TEST_SEED,
+            "rollouts": rollouts,
+            "budget": budget,
+        }
+        outcome, kept = cached_evaluation(
+            run,
+            settings,
+            partial(evaluate, learner, config, args.tasks, step_sizes, rollouts, budget),
+        )
+        if kept:
+            print(f"seed {seed}, {name}: evaluation kept from an earlier run", flush=True)
+        outcomes[name] = {
+            "returns": outcome["returns"].tolist(),
+            "lengths": outcome["lengths"].double().mean(1).tolist(),
+        }
+    return {
+        "seed": seed,
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(),
+        "iterations": state["iteration"],
+        "minutes": state["elapsed"] / 60,
+        "meta_batch": config.meta_batch,
+        "train_rollouts": config.rollouts,
+        "test_rollouts": rollouts,
+        "step_sizes": list(step_sizes),
+        "horizon": episode_horizon(config),
+        "samplers": outcomes,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", choices=sorted(PAPER), default="navigation-2d")
@@ -97,7 +150,17 @@ def main() -> None:
         "until the script's env steps per task and step, mean over the completed episodes "
         "(differs where episodes end early, as in navigation-2d and the Ant families)",
     )
-    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="update benchmarks/RESULTS.md, and keep each finished seed's figures in "
+        "benchmarks/seeds/ (to commit; benchmarks.seed_records)",
+    )
+    parser.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train and evaluate every seed here, not taking seeds kept in benchmarks/seeds/",
+    )
     args, extra = parser.parse_known_args()
     if extra and extra[0] == "--":
         extra = extra[1:]
@@ -105,46 +168,44 @@ def main() -> None:
         parser.error(f"unknown arguments {extra}; put training flags after --")
     variant = " ".join(extra)
     slug = "".join(c if c.isalnum() else "-" for c in variant).strip("-")
-    runs = Path(args.runs or f"runs/bench-rl-{args.env}" + (f"-{slug}" if slug else ""))
+    benchmark = f"bench-rl-{args.env}" + (f"-{slug}" if slug else "")
+    runs = Path(args.runs or f"runs/{benchmark}")
     samplers = {"episodes": None}  # name -> env-step budget of the authors' sampler, or None
     if args.rllab_sampler:
         samplers["rllab's sampler"] = TEST_PROTOCOLS[args.env].env_steps
-    rows: dict[str, list[torch.Tensor]] = {name: [] for name in samplers}
-    lengths: dict[str, list[torch.Tensor]] = {name: [] for name in samplers}  # (steps + 1,) each
-    minutes, iterations = [], []
+    record_settings = {
+        "env": args.env,
+        "variant": extra,
+        "iterations": args.iterations,
+        "tasks": args.tasks,
+        "steps": STEPS,
+        "test_seed": TEST_SEED,
+        "samplers": samplers,
+    }
+    figures = []
     for seed in args.seeds:
-        run = runs / f"seed{seed}"
-        train_seed(args.env, seed, run, args.iterations, extra)
-        state = load_checkpoint(run / "checkpoint.pt")
-        minutes.append(state["elapsed"] / 60)
-        iterations.append(state["iteration"])
-        learner, config = load_run(run, torch.device("cpu"))
-        step_sizes, rollouts = default_step_sizes(config), default_rollouts(config)
-        for name in rows:
-            settings = {
-                "tasks": args.tasks,
-                "steps": STEPS,
-                "step_sizes": list(step_sizes),
-                "test_seed": TEST_SEED,
-                "rollouts": rollouts,
-                "budget": samplers[name],
-            }
-            outcome, kept = cached_evaluation(
-                run,
-                settings,
-                partial(
-                    evaluate, learner, config, args.tasks, step_sizes, rollouts, samplers[name]
-                ),
-            )
-            returns = outcome["returns"]
-            rows[name].append(returns)
-            lengths[name].append(outcome["lengths"].mean(1))
-            means = [mean_and_ci95(r)[0] for r in returns]
-            print(
-                f"seed {seed}, {name}{' (kept from an earlier run)' if kept else ''}: "
-                + " / ".join(f"{m:.1f}" for m in means),
-                flush=True,
-            )
+        path = seed_record_path(benchmark, seed)
+        kept = None if args.retrain else load_seed_record(path, record_settings)
+        if kept is None:
+            kept = seed_figures(args, seed, runs / f"seed{seed}", samplers, extra)
+            if args.write:
+                save_seed_record(path, record_settings, runs / f"seed{seed}", kept)
+        else:
+            print(f"seed {seed}: kept in {path} ({kept['date']}, {kept['machine']})", flush=True)
+        figures.append(kept)
+        for name, outcome in kept["samplers"].items():
+            means = [f"{mean_and_ci95(torch.tensor(r))[0]:.1f}" for r in outcome["returns"]]
+            print(f"seed {seed}, {name}: " + " / ".join(means), flush=True)
+    rows = {
+        name: [torch.tensor(f["samplers"][name]["returns"], dtype=torch.float64) for f in figures]
+        for name in samplers
+    }
+    lengths = {
+        name: [torch.tensor(f["samplers"][name]["lengths"], dtype=torch.float64) for f in figures]
+        for name in samplers
+    }
+    first = figures[0]
+    step_sizes, rollouts = first["step_sizes"], first["test_rollouts"]
     paper, paper_ci = PAPER[args.env]
     table = ["| | 0 steps | 1 step | 2 steps | 3 steps |", "|---|---|---|---|---|"]
     verdicts = []
@@ -174,12 +235,19 @@ def main() -> None:
         for name, per_seed in rows.items()
     }
     protocol = TEST_PROTOCOLS[args.env]
+    iterations = sorted({f["iterations"] for f in figures})
+    minutes = " / ".join(f"{f['minutes']:.0f}" for f in figures)
+    where = (
+        "on this machine (one after another)"
+        if {f["machine"] for f in figures} == {machine()}
+        else "; ".join(f"seed {f['seed']} on {f['date']} ({f['machine']})" for f in figures)
+    )
     summary = (
         f"{args.env}{f' with `{variant}`' if variant else ''}: training seeds "
-        f"{', '.join(map(str, args.seeds))}; each {'/'.join(map(str, sorted(set(iterations))))} "
-        f"meta-iterations of {config.meta_batch} tasks x {config.rollouts} episodes, trained in "
-        f"{' / '.join(f'{m:.0f}' for m in minutes)} minutes on this machine (one after "
-        f"another); the same {args.tasks} new test tasks for every seed, {rollouts} episodes per "
+        f"{', '.join(map(str, args.seeds))}; each {'/'.join(map(str, iterations))} "
+        f"meta-iterations of {first['meta_batch']} tasks x {first['train_rollouts']} episodes, "
+        f"trained in {minutes} minutes {where}; "
+        f"the same {args.tasks} new test tasks for every seed, {rollouts} episodes per "
         f"task and step, step sizes {step_sizes[0]:g} then {step_sizes[1]:g} (the authors' "
         f"`{protocol.script}`). Largest 95% interval over test tasks of a seed's figure: "
         + "; ".join(f"{n} " + " / ".join(f"±{c:.1f}" for c in v) for n, v in test_cis.items())
@@ -188,7 +256,7 @@ def main() -> None:
     body = f"{summary}\n\n" + "\n".join(table)
     if verdicts:
         body += "\n\n" + "\n".join(f"- {v}" for v in verdicts)
-    horizon = episode_horizon(config)
+    horizon = first["horizon"]
     mean_lengths = {name: torch.stack(per_seed).mean(0) for name, per_seed in lengths.items()}
     if any((m < horizon).any() for m in mean_lengths.values()):  # episodes that end early
         body += (
