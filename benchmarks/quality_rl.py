@@ -182,7 +182,7 @@ def main() -> None:
         "test_seed": TEST_SEED,
         "samplers": samplers,
     }
-    figures = []
+    figures, taken = [], []
     for seed in args.seeds:
         path = seed_record_path(benchmark, seed)
         kept = None if args.retrain else load_seed_record(path, record_settings)
@@ -192,6 +192,10 @@ def main() -> None:
                 save_seed_record(path, record_settings, runs / f"seed{seed}", kept)
         else:
             print(f"seed {seed}: kept in {path} ({kept['date']}, {kept['machine']})", flush=True)
+            trained = ", ".join(c[:7] for c in kept["trained_at"])
+            taken.append(
+                f"seed {seed} (trained at {trained}, evaluated at {kept['evaluated_at'][:7]})"
+            )
         figures.append(kept)
         for name, outcome in kept["samplers"].items():
             means = [f"{mean_and_ci95(torch.tensor(r))[0]:.1f}" for r in outcome["returns"]]
@@ -256,6 +260,11 @@ def main() -> None:
     body = f"{summary}\n\n" + "\n".join(table)
     if verdicts:
         body += "\n\n" + "\n".join(f"- {v}" for v in verdicts)
+    if taken:
+        body += (
+            f"\n\nTaken from `benchmarks/seeds/{benchmark}/` (the same code, libraries and "
+            f"settings; `--retrain` trains them here): {'; '.join(taken)}."
+        )
     horizon = first["horizon"]
     mean_lengths = {name: torch.stack(per_seed).mean(0) for name, per_seed in lengths.items()}
     if any((m < horizon).any() for m in mean_lengths.values()):  # episodes that end early

@@ -145,4 +145,6 @@ def test_the_section_is_made_from_kept_seeds_without_training(repo, monkeypatch,
     assert "| seed 1, episodes | 4.0 | 4.0 | 4.0 | 4.0 |" in out
     assert "| **mean over seeds**, episodes | 2.5 | 7.5 | 8.0 | 8.5 |" in out
     assert "seed 0 on 2026-12-03 (a 2-core machine)" in out
+    head = git(repo, "rev-parse", "HEAD")[:7]
+    assert f"seed 1 (trained at {head}, evaluated at {head})" in out
     assert json.loads(seed_records.seed_record_path("bench-rl-ant-vel", 1).read_text())["seed"] == 1
