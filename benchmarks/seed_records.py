@@ -44,7 +44,10 @@ def code_trees(commit: str = "HEAD") -> dict[str, str]:
 
 def code_changed() -> bool:
     """Whether ``CODE`` in the working tree differs from the commit checked out."""
-    out = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", *CODE], cwd=SOURCE)
+    try:
+        out = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", *CODE], cwd=SOURCE)
+    except OSError:  # no git: nothing can be matched to a commit
+        return True
     return out.returncode != 0
 
 
@@ -102,8 +105,12 @@ def save_seed_record(
         print(f"not writing {path}: the code is not committed", flush=True)
         return
     trees = code_trees(head)
-    trained = training_commits(run)
-    differing = [c[:7] for c in trained if code_trees(c) != trees]
+    try:
+        trained = training_commits(run)
+        differing = [c[:7] for c in trained if code_trees(c) != trees]
+    except UsageError as error:  # the section can still be written: only the record is refused
+        print(f"not writing {path}: {error}", flush=True)
+        return
     if differing:
         print(
             f"not writing {path}: the run trained on commits {', '.join(differing)}, whose "
