@@ -272,6 +272,77 @@ def test_halfcheetah_vel_reward_and_observation_by_hand():
         assert info["x_velocity"] == pytest.approx(velocity[0], abs=1e-12)
 
 
+# Recorded on 5caf4a8, the commit before PlanarSubtreeCom's speed work (46bf256, cb19035, c39f134):
+# reset(seed=3), 100 uniform actions from default_rng(0); observation after the last step and
+# rewards (first, last, sum).
+BEFORE_THE_SPEED_CHANGE = {
+    (HalfCheetahVel, 1.5, 1): (
+        [
+            -0.09376327729442421,
+            0.10360791746426146,
+            -0.052973763454346415,
+            -0.0863673634788982,
+            0.10078050324147336,
+            -0.031699174864088187,
+            0.007904917675858901,
+            -0.4113780622569475,
+            -0.1599861971270857,
+            0.4137503563866428,
+            -0.2981843219200559,
+            -2.383654939623535,
+            0.5000843852732177,
+            2.4341424208533353,
+            -2.072834099494554,
+            5.0230665805579235,
+            -3.6765292759758994,
+            0.20096823074186798,
+            0.0,
+            0.45152627475671636,
+        ],
+        [-1.3104612856547753, -1.4584477362821744, -145.76599209479753],
+    ),
+    (HalfCheetahDir, -1.0, 5): (
+        [
+            -0.02482525378603424,
+            0.057884775617053894,
+            -0.16058388137249674,
+            -0.3045524389581333,
+            0.29799121621058433,
+            -0.05670228184965906,
+            0.5641322721451152,
+            -0.4192559343367265,
+            0.8405948712080906,
+            0.9681093470418987,
+            -0.1609531627857084,
+            9.35780593439251,
+            -2.2544990703784684,
+            -6.618590375099853,
+            -4.246215899925424,
+            5.091414172761216,
+            2.7464129830744293,
+            -2.485294955870829,
+            0.0,
+            0.5104330041990081,
+        ],
+        [-0.5077286817995782, -0.33144771227606046, 40.59068208871012],
+    ),
+}
+
+
+@pytest.mark.parametrize("cls, task, frame_skip", list(BEFORE_THE_SPEED_CHANGE))
+def test_single_halfcheetah_gives_what_it_gave_before_the_speed_change(cls, task, frame_skip):
+    observation, rewards = BEFORE_THE_SPEED_CHANGE[cls, task, frame_skip]
+    env = cls(task=[task], frame_skip=frame_skip)
+    env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    got = [env.step(rng.uniform(-1, 1, 6)) for _ in range(100)]
+    np.testing.assert_allclose(got[-1][0], observation, rtol=0, atol=1e-12)
+    step_rewards = [step[1] for step in got]
+    np.testing.assert_allclose(
+        [step_rewards[0], step_rewards[-1], sum(step_rewards)], rewards, rtol=0, atol=1e-12
+    )
+
+
 def test_halfcheetah_reset_noise_is_rllabs():
     env = HalfCheetahVel()
     qpos, qvel = [], []
