@@ -240,9 +240,11 @@ def main() -> None:
     protocol = TEST_PROTOCOLS[args.env]
     iterations = sorted({f["iterations"] for f in figures})
     minutes = " / ".join(f"{f['minutes']:.0f}" for f in figures)
+    # A kept seed trained in another session, maybe on another host of the same description,
+    # so its minutes are only comparable with this run's where all were trained here.
     where = (
         "on this machine (one after another)"
-        if {f["machine"] for f in figures} == {machine()}
+        if not taken and {f["machine"] for f in figures} == {machine()}
         else "; ".join(f"seed {f['seed']} on {f['date']} ({f['machine']})" for f in figures)
     )
     summary = (
