@@ -32,6 +32,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    # The vector unit torch's kernels dispatch to: hosts of one description differ in it, and
+    # with it in speed and in the rounding of a training's floats.
+    cpu += f" ({torch.backends.cpu.get_cpu_capability()})"
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return (
         f"{cpu}, {os.cpu_count()} cores{gpu}; torch {torch.__version__}, "
