@@ -245,7 +245,9 @@ def main() -> None:
     where = (
         "on this machine (one after another)"
         if not taken and {f["machine"] for f in figures} == {machine()}
-        else "; ".join(f"seed {f['seed']} on {f['date']} ({f['machine']})" for f in figures)
+        else "("
+        + "; ".join(f"seed {f['seed']} on {f['date']} ({f['machine']})" for f in figures)
+        + ")"
     )
     summary = (
         f"{args.env}{f' with `{variant}`' if variant else ''}: training seeds "
