@@ -10,6 +10,7 @@ tasks as one process, and a run resumes on any number of ranks.
 from __future__ import annotations
 
 import datetime
+import importlib
 import os
 import time
 from collections.abc import Iterator
@@ -123,6 +124,12 @@ def start(device: str, tasks: int) -> tuple[Ranks, torch.device]:
         if int(os.environ.get("LOCAL_WORLD_SIZE", "1")) <= gpus:
             backend = "nccl"
     if not dist.is_initialized():
+        # torch._dynamo (the first optimizer imports it) keeps references to the process group
+        # it finds when imported: after init they keep the group, and its gloo threads, alive
+        # past destroy_process_group, and a gloo thread that releases a tensor while the
+        # interpreter finalizes aborts the rank ("terminate called without an active
+        # exception", torch 2.13). Imported first, it finds no group.
+        importlib.import_module("torch._dynamo")
         store, rank, size = next(dist.rendezvous("env://", timeout=TIMEOUT))
         # torchrun's store outlives a restart of the ranks: keys of each attempt apart, or the
         # new ranks read the dead ranks' addresses and fail to connect.
