@@ -165,7 +165,7 @@ with distributed.group(ranks):
     ranks.barrier()
 names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
 left = [n for n in names if "gloo" in n]
-os.write(1, f"rank {ranks.rank}: gloo threads left {left}\\n".encode())  # one write: no interleaving
+os.write(1, f"rank {ranks.rank}: gloo threads left {left}\\n".encode())  # one write
 """
 
 
