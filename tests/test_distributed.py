@@ -246,7 +246,7 @@ def _restarted(run):
 
 
 def _worker_lines(stderr):
-    """What the ranks said (an abort's cause, say), without progress bars or torchrun's report."""
+    """The first lines of stderr (an abort's cause, say; torchrun's report comes last), no bars."""
     lines = [line for line in stderr.replace("\r", "\n").splitlines() if line.strip()]
     kept = [line for line in lines if "it/s" not in line and "s/it" not in line]
     return "\n".join(kept[:60])
