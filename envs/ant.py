@@ -96,7 +96,7 @@ def _derived(sensors: ForwardSensors, states: np.ndarray, ctrls: np.ndarray) -> 
 
 class _AntTask(MujocoTaskEnv, AntEnv):
     def __init__(self, task=None, frame_skip: int = 1, **kwargs) -> None:
-        check_env_kwargs(type(self), kwargs)
+        frame_skip = check_env_kwargs(type(self), frame_skip, kwargs)
         AntEnv.__init__(self, frame_skip=frame_skip, **kwargs)
         self.init_qpos = np.array(INIT_QPOS)
         size = self.model.nq + self.model.nv + 6 * self.model.nbody + 9 + 3
@@ -173,11 +173,13 @@ class AntVel(_AntTask):
     200 steps by the registered time limit.
 
     ## Task
-    ``(1,)``: the goal velocity; ``sample_tasks`` draws it uniformly in [0, 3].
+    ``(1,)``: the goal velocity, any finite number (given as a number or a length-1 array);
+    ``sample_tasks`` draws it uniformly in [0, 3].
 
     ## Arguments
-    ``task`` (default 1.0), ``frame_skip`` (default 1: rllab's), and the keyword arguments of
-    Gymnasium's ``AntEnv`` (v5) that leave the model and observation alone.
+    ``task`` (default 1.0), ``frame_skip`` (a positive integer, default 1: rllab's), and
+    Gymnasium's rendering arguments (``render_mode``, ``width``, ``height``, ...); the MDP's are
+    refused.
     """
 
     default_task = (1.0,)
@@ -205,13 +207,15 @@ class AntDir(_AntTask):
     As :class:`AntVel`.
 
     ## Task
-    ``(1,)``: the direction; ``sample_tasks`` draws +1 or -1 with equal probability.
+    ``(1,)``: the direction, +1 or -1 (a number or a length-1 array); ``sample_tasks`` draws
+    +1 or -1 with equal probability.
 
     ## Arguments
     ``task`` (default +1), and the other arguments as :class:`AntVel`.
     """
 
     default_task = (1.0,)
+    task_values = (-1.0, 1.0)
 
     @staticmethod
     def sample_tasks(n: int, rng: np.random.Generator) -> np.ndarray:

@@ -32,7 +32,7 @@ CONTROL_COST = 0.05  # 0.5 * 1e-1 in the MAML authors' code (Gymnasium's HalfChe
 
 class _HalfCheetahTask(MujocoTaskEnv, HalfCheetahEnv):
     def __init__(self, task=None, frame_skip: int = 5, **kwargs) -> None:
-        check_env_kwargs(type(self), kwargs)
+        frame_skip = check_env_kwargs(type(self), frame_skip, kwargs)
         HalfCheetahEnv.__init__(self, frame_skip=frame_skip, **kwargs)
         size = self.model.nq - 1 + self.model.nv + 3
         self.observation_space = spaces.Box(-np.inf, np.inf, (size,), np.float64)
@@ -107,11 +107,13 @@ class HalfCheetahVel(_HalfCheetahTask):
     Never terminates; truncated at 200 steps by the registered time limit.
 
     ## Task
-    ``(1,)``: the goal velocity; ``sample_tasks`` draws it uniformly in [0, 2]. Fixed across resets
-    until ``set_task`` (or ``reset(options={"task": ...})``) changes it.
+    ``(1,)``: the goal velocity, any finite number (given as a number or a length-1 array);
+    ``sample_tasks`` draws it uniformly in [0, 2]. Fixed across resets until ``set_task`` (or
+    ``reset(options={"task": ...})``) changes it.
 
     ## Arguments
-    ``task`` (default 1.0), and the keyword arguments of Gymnasium's ``HalfCheetahEnv`` (v5).
+    ``task`` (default 1.0), ``frame_skip`` (a positive integer, default 5), and Gymnasium's
+    rendering arguments (``render_mode``, ``width``, ``height``, ...); the MDP's are refused.
     """
 
     default_task = (1.0,)
@@ -139,13 +141,15 @@ class HalfCheetahDir(_HalfCheetahTask):
     Never terminates; truncated at 200 steps by the registered time limit.
 
     ## Task
-    ``(1,)``: the direction; ``sample_tasks`` draws +1 or -1 with equal probability.
+    ``(1,)``: the direction, +1 or -1 (a number or a length-1 array); ``sample_tasks`` draws
+    +1 or -1 with equal probability.
 
     ## Arguments
-    ``task`` (default +1), and the keyword arguments of Gymnasium's ``HalfCheetahEnv`` (v5).
+    ``task`` (default +1), and the other arguments as :class:`HalfCheetahVel`.
     """
 
     default_task = (1.0,)
+    task_values = (-1.0, 1.0)
 
     @staticmethod
     def sample_tasks(n: int, rng: np.random.Generator) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from mujoco import rollout
 
 from envs._mujoco import SENSORS_OFF, get_state, load_model, qpos_qvel
-from envs.checks import check_actions, check_count, check_task
+from envs.checks import check_actions, check_count, check_render_mode, check_task
 
 # What Gymnasium's MuJoCo envs take for rendering: these leave the MDP as it is.
 RENDER_KWARGS = (
@@ -30,23 +30,33 @@ RENDER_KWARGS = (
 )
 
 
-def check_env_kwargs(cls: type, kwargs: dict[str, Any]) -> None:
-    """Refuse Gymnasium's MDP arguments (reward weights, observation options, the model file,
-    termination): a family's MDP is the MAML authors', and an argument taken but not honoured
+def check_env_kwargs(cls: type, frame_skip: int, kwargs: dict[str, Any]) -> int:
+    """``frame_skip`` as an int, once it and the rendering arguments in ``kwargs`` are valid.
+
+    Gymnasium's MDP arguments (reward weights, observation options, the model file, termination)
+    are refused: a family's MDP is the MAML authors', and an argument taken but not honoured
     would silently train another task than asked for."""
+    name = cls.__name__
     refused = sorted(set(kwargs) - set(RENDER_KWARGS))
     if refused:
         raise TypeError(
-            f"{cls.__name__} does not take {', '.join(refused)}: its observation, rewards and "
+            f"{name} does not take {', '.join(refused)}: its observation, rewards and "
             f"episode ends are fixed to the MAML authors' (see its docstring). It takes task, "
             f"frame_skip and Gymnasium's rendering arguments ({', '.join(RENDER_KWARGS)})"
         )
+    check_render_mode(kwargs.get("render_mode"), cls.metadata["render_modes"], name)
+    for size in ("width", "height"):
+        if size in kwargs:
+            check_count(kwargs[size], f"{name} {size}")
+    return check_count(frame_skip, f"{name} frame_skip")
 
 
 class MujocoTaskEnv:
     """Mixin for a Gymnasium MuJoCo env with a task (see the module docstring)."""
 
     task_dim: int = 1
+    # The numbers a task may hold (a direction's -1 and +1); None for any finite number.
+    task_values: tuple[float, ...] | None = None
     horizon: int = 200
     default_task: tuple[float, ...] = (0.0,)
 
@@ -105,8 +115,9 @@ class MujocoTaskEnv:
         self.set_task(self.default_task if task is None else task)
 
     def set_task(self, task) -> None:
-        """Set the task; it holds for every episode until set again."""
-        self._task = check_task(task, self.task_dim, type(self).__name__)
+        """Set the task (one number alone for a one-number task); it holds for every episode
+        until set again."""
+        self._task = check_task(task, type(self))
 
     def get_task(self) -> np.ndarray:
         return self._task.copy()

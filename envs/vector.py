@@ -13,7 +13,7 @@ from gymnasium.vector.utils import batch_space
 from mujoco import rollout
 
 from envs._mujoco import get_state, qpos_qvel
-from envs.checks import check_actions, check_count, check_tasks
+from envs.checks import check_actions, check_count, check_render_mode, check_tasks
 from envs.mujoco_task import MujocoTaskEnv
 from envs.navigation import navigation_step
 
@@ -47,9 +47,11 @@ class BatchedTaskEnv(VectorEnv):
         family: a short name (``"halfcheetah-vel"``) or a family class (``HalfCheetahVel``).
         num_envs: the number of copies.
         max_episode_steps: the horizon; the family's by default.
-        nthread: MuJoCo threads (MuJoCo families).
-        tasks: (num_envs, task_dim) initial tasks; the family's default task otherwise.
-        **env_kwargs: passed to the single env the copies are made from.
+        nthread: MuJoCo threads (MuJoCo families; Navigation2D checks it and ignores it).
+        tasks: (num_envs, task_dim) initial tasks, or (num_envs,) for a one-number task; the
+            family's default task otherwise.
+        **env_kwargs: passed to the single env the copies are made from (``frame_skip``, say),
+            which checks them; the batch does not render, so ``render_mode`` must be None.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
@@ -71,6 +73,11 @@ class BatchedTaskEnv(VectorEnv):
         self.num_envs = check_count(num_envs, "num_envs")
         horizon = self.family.horizon if max_episode_steps is None else max_episode_steps
         self.horizon = check_count(horizon, "max_episode_steps")
+        if nthread is not None:
+            nthread = check_count(nthread, "nthread")
+        check_render_mode(
+            env_kwargs.get("render_mode"), self.metadata["render_modes"], "BatchedTaskEnv"
+        )
         template = self.family(**env_kwargs)
         self.single_observation_space = template.observation_space
         self.single_action_space = template.action_space
@@ -94,7 +101,7 @@ class BatchedTaskEnv(VectorEnv):
 
     def set_tasks(self, tasks) -> None:
         """Give copy i the task ``tasks[i]``; it holds until set again (resets keep it)."""
-        self._tasks = check_tasks(tasks, self.num_envs, self.family.task_dim, self._name)
+        self._tasks = check_tasks(tasks, self.num_envs, self.family)
 
     def get_tasks(self) -> np.ndarray:
         return self._tasks.copy()
@@ -232,7 +239,7 @@ class _MujocoPhysics(_Physics):
         self.frame_skip, self.dt = env.frame_skip, env.dt
         self.init_qpos, self.init_qvel = env.init_qpos.copy(), env.init_qvel.copy()
         self.noise = env._reset_noise_scale
-        self.nthread = check_count(nthread or _usable_cores(), "nthread")
+        self.nthread = _usable_cores() if nthread is None else nthread
         self.pool = rollout.Rollout(nthread=self.nthread)
         self.datas = [mujoco.MjData(self.model) for _ in range(self.nthread)]
         scratch = mujoco.MjData(self.model)

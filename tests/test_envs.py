@@ -1,5 +1,9 @@
 """The task envs: Gymnasium compliance, the MDPs, and the batched env against single envs."""
 
+import ast
+import re
+from pathlib import Path
+
 import gymnasium as gym
 import mujoco
 import numpy as np
@@ -561,3 +565,155 @@ def test_an_id_registered_by_someone_else_is_left_and_reported():
         assert gym.registry["ant-dir"].entry_point == "gymnasium.envs.mujoco.ant_v5:AntEnv"
     finally:
         gym.registry["ant-dir"] = spec
+
+
+def _make_vec(name: str, **kwargs):
+    return gym.make_vec(name, num_envs=kwargs.pop("num_envs", 2), **kwargs)
+
+
+# (what is built, and the message: the argument, what is allowed and the value given).
+BAD_ARGUMENTS = [
+    (
+        lambda: gym.make("halfcheetah-vel", frame_skip=0),
+        "frame_skip must be a positive integer; got 0",
+    ),
+    (lambda: HalfCheetahDir(frame_skip=-1), "frame_skip must be a positive integer; got -1"),
+    (lambda: AntVel(frame_skip=2.5), "frame_skip must be a positive integer; got 2.5"),
+    (lambda: AntDir(frame_skip=True), "frame_skip must be a positive integer; got True"),
+    (
+        lambda: _make_vec("halfcheetah-vel", frame_skip=0),
+        "frame_skip must be a positive integer; got 0",
+    ),
+    (lambda: _make_vec("ant-vel", frame_skip=-2), "frame_skip must be a positive integer; got -2"),
+    (
+        lambda: _make_vec("navigation-2d", num_envs=2.0),
+        "num_envs must be a positive integer; got 2.0",
+    ),
+    (
+        lambda: _make_vec("navigation-2d", max_episode_steps=True),
+        "max_episode_steps must be a positive integer; got True",
+    ),
+    (
+        lambda: _make_vec("ant-dir", max_episode_steps=-5),
+        "max_episode_steps must be a positive integer; got -5",
+    ),
+    (lambda: _make_vec("halfcheetah-vel", nthread=0), "nthread must be a positive integer; got 0"),
+    (
+        lambda: BatchedTaskEnv("navigation-2d", 2, nthread=1.5),
+        "nthread must be a positive integer; got 1.5",
+    ),
+    (
+        lambda: Navigation2D(render_mode="human"),
+        "render_mode must be None or one of 'rgb_array'; got 'human'",
+    ),
+    (
+        lambda: HalfCheetahVel(render_mode="rgb"),
+        "render_mode must be None or one of 'human', 'rgb_array'",
+    ),
+    (lambda: AntVel(width=0), "width must be a positive integer; got 0"),
+    (lambda: HalfCheetahDir(height=48.0), "height must be a positive integer; got 48.0"),
+    (
+        lambda: _make_vec("halfcheetah-dir", render_mode="rgb_array"),
+        "render_mode must be None (it does not render); got 'rgb_array'",
+    ),
+    (lambda: HalfCheetahDir(task=0.5), "HalfCheetahDir task must be one of -1.0, 1.0; got 0.5"),
+    (lambda: gym.make("ant-dir", task=[0]), "AntDir task must be one of -1.0, 1.0; got [0]"),
+    (lambda: HalfCheetahDir().set_task(2), "task must be one of -1.0, 1.0; got 2"),
+    (lambda: AntDir().reset(options={"task": 0.0}), "task must be one of -1.0, 1.0; got 0.0"),
+    (lambda: HalfCheetahVel(task=True), "HalfCheetahVel task must be real numbers; got True"),
+    (lambda: AntVel(task="fast"), "AntVel task must be real numbers; got 'fast'"),
+    (lambda: Navigation2D(task=0.3), "Navigation2D task must have shape (2,); got 0.3"),
+    (lambda: HalfCheetahVel(task=[[1.0]]), "task must have shape (1,) or be a number; got [[1.0]]"),
+    (
+        lambda: BatchedTaskEnv("ant-dir", 3, tasks=[1, -1, 0.5]),
+        "AntDir tasks must be one of -1.0, 1.0; rows [2] are [[0.5]]",
+    ),
+    (
+        lambda: BatchedTaskEnv("navigation-2d", 2, tasks=[0.1, 0.2]),
+        "must have shape (2, 2); got (2,)",
+    ),
+]
+
+
+@pytest.mark.parametrize("make, message", BAD_ARGUMENTS, ids=[m for _, m in BAD_ARGUMENTS])
+def test_bad_arguments_are_refused_with_their_value(make, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make()
+
+
+def test_numpy_integers_are_counts():
+    env = HalfCheetahVel(frame_skip=np.int64(2))
+    assert env.frame_skip == 2 and type(env.frame_skip) is int and env.dt == pytest.approx(0.02)
+    batch = BatchedTaskEnv(
+        "ant-vel", np.int32(2), max_episode_steps=np.int64(3), nthread=np.int8(1)
+    )
+    assert (batch.num_envs, batch.horizon, batch._physics.nthread) == (2, 3, 1)
+    env.close()
+    batch.close()
+
+
+ONE_NUMBER_TASKS = {"halfcheetah-vel": 1.3, "halfcheetah-dir": -1, "ant-vel": 2.0, "ant-dir": -1.0}
+
+
+@pytest.mark.parametrize("name, number", list(ONE_NUMBER_TASKS.items()))
+def test_a_one_number_task_may_be_given_as_a_number(name, number):
+    """A Python or numpy number is the length-1 task: the same task, observations and rewards."""
+    cls = envs.family_class(name)
+    assert cls.task_dim == 1
+    array = cls(task=[number])
+    given = [cls(task=number), cls(task=np.float64(number)), cls(), gym.make(name, task=number)]
+    given[2].set_task(number)
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-0.5, 0.5, (4, *array.action_space.shape))
+    want = [array.reset(seed=1)[0], *(array.step(a)[:2] for a in actions)]
+    for env in given:
+        got = [env.reset(seed=1)[0], *(env.step(a)[:2] for a in actions)]
+        np.testing.assert_array_equal(env.unwrapped.get_task(), [number])
+        np.testing.assert_equal(got, want)
+        env.close()
+    _, info = array.reset(options={"task": np.float64(number)})
+    np.testing.assert_array_equal(info["task"], [number])
+    array.close()
+    batch = BatchedTaskEnv(name, 2, tasks=[number, number], nthread=1)
+    np.testing.assert_array_equal(batch.get_tasks(), [[number], [number]])
+    batch.close()
+
+
+def test_navigation_takes_render_mode_none_and_passes_the_checker():
+    env = gym.make("navigation-2d", render_mode=None)
+    assert env.unwrapped.render_mode is None and env.unwrapped.render() is None
+    check_env(env.unwrapped)  # made by gym.make, so the checker also tries its render modes
+    env.close()
+    env = gym.make("navigation-2d", render_mode="rgb_array")
+    check_env(env.unwrapped)
+    env.close()
+
+
+def test_navigation_draws_the_goal_and_the_point_where_they_are():
+    env = gym.make("navigation-2d", render_mode="rgb_array", task=[0.5, -0.25])
+    env.reset(seed=0)
+    env.step(np.array([0.1, 0.1], dtype=np.float32))
+    image = env.render()
+    assert image.shape == (128, 128, 3) and image.dtype == np.uint8
+    for colour, where in (((0, 160, 0), [0.5, -0.25]), ((220, 0, 0), [0.1, 0.1])):
+        rows, columns = np.nonzero((image == colour).all(axis=-1))
+        pixel = 2 / 128
+        centre = [(columns.mean() + 0.5) * pixel - 1, 1 - (rows.mean() + 0.5) * pixel]
+        np.testing.assert_allclose(centre, where, atol=pixel / 2)
+    assert (image == 255).all(axis=-1).mean() > 0.9  # the rest is background
+    env.close()
+
+
+def test_envs_import_nothing_from_the_maml_packages():
+    """``envs`` stands alone: the learners import it, never the other way round."""
+    forbidden = {"maml", "maml_sl", "maml_rl"}
+    for path in Path(envs.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            else:
+                continue
+            for module in modules:
+                assert module.split(".")[0] not in forbidden, f"{path.name} imports {module}"
