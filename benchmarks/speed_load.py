@@ -11,14 +11,22 @@ torch loads) and reports the median time of one workload:
 - rl: one halfcheetah-vel meta-iteration as the trainer runs it (sampling with MuJoCo's threads,
   adaptation, TRPO step) at a reduced size (10 tasks x 4 episodes).
 
-Settings: torch's default (one thread per core, libgomp's default spin), the toolkit's default
-(the same, with the trainers' ``maml.threads.ThreadBudget`` resizing the team to the cores other
-processes leave; it is given 3 seconds to measure before the timing), no spin
-(``GOMP_SPINCOUNT=0``, what ``OMP_WAIT_POLICY=PASSIVE`` does), and one torch thread.
+Settings, each on the run's fixed team of one thread per core unless it says otherwise: torch's
+default (libgomp's spin of 300,000 before a waiting thread sleeps), the toolkit's default (the
+trainers' spin of 10,000, set by ``maml/__init__.py`` when torch loads after it), the trainers'
+``--follow-load`` (the same spin, and ``maml.threads.ThreadBudget`` resizing the team to the cores
+other processes leave; it is given 3 seconds to measure before the timing: results then depend on
+the load), no spin (``GOMP_SPINCOUNT=0``, what ``OMP_WAIT_POLICY=PASSIVE`` does), and one torch
+thread. Only the thread count changes what a run computes: the first, second and fourth settings
+give the same parameters, alone or loaded.
+
 Competitors: none, a pure-Python busy loop (one thread), and a second torch process (2 threads,
 libgomp's defaults: another training).
 
-    python -m benchmarks.speed_load [--workloads sinusoid omniglot rl] [--write]
+``--spins N ...`` adds a row per spin count N on the fixed team (how the trainers' 10,000 was
+chosen: shorter spins give up idle speed, longer ones the speed under load).
+
+    python -m benchmarks.speed_load [--workloads sinusoid omniglot rl] [--spins N ...] [--write]
 """
 
 from __future__ import annotations
@@ -31,11 +39,14 @@ import subprocess
 import sys
 import time
 
+# First, as in the trainers: it sets OpenMP's spin before anything loads torch.
+import maml  # noqa: F401
 from benchmarks.results import write_section
 
 SETTINGS = {
-    "torch's default": {},
-    "toolkit default (thread budget)": {"MAML_BENCH_THREAD_BUDGET": "1"},
+    "torch's default (spin 300,000)": {"GOMP_SPINCOUNT": "300000"},
+    "toolkit default (spin 10,000)": {},
+    "--follow-load (thread budget)": {"MAML_BENCH_THREAD_BUDGET": "1"},
     "no spin (passive)": {"GOMP_SPINCOUNT": "0"},
     "1 torch thread": {"OMP_NUM_THREADS": "1"},
 }
@@ -148,6 +159,9 @@ def run_cell(workload: str, setting: dict[str, str]) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", nargs="+", choices=sorted(WORKLOADS), default=["sinusoid"])
+    parser.add_argument(
+        "--spins", type=int, nargs="+", default=[], metavar="N", help="extra spin counts"
+    )
     parser.add_argument("--one", choices=sorted(WORKLOADS), help="internal: measure here")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
@@ -155,6 +169,9 @@ def main() -> None:
         seconds, threads = measure(args.one)
         print(json.dumps({"seconds": seconds, "threads": threads}))
         return
+    settings = dict(SETTINGS)
+    for spin in args.spins:
+        settings[f"spin {spin:,}"] = {"GOMP_SPINCOUNT": str(spin)}
     tables = []
     for workload in args.workloads:
         unit, scale = ("ms", 1000) if workload == "sinusoid" else ("s", 1)
@@ -162,7 +179,7 @@ def main() -> None:
             "| setting | " + " | ".join(COMPETITORS) + " |",
             "|---|" + "---|" * len(COMPETITORS),
         ]
-        cells = {name: [] for name in SETTINGS}
+        cells = {name: [] for name in settings}
         for competitor, code in COMPETITORS.items():
             process = None
             if code is not None:
@@ -170,7 +187,7 @@ def main() -> None:
                 process = subprocess.Popen([sys.executable, "-c", code], env=env)
                 time.sleep(2)
             try:
-                for name, setting in SETTINGS.items():
+                for name, setting in settings.items():
                     seconds, threads = run_cell(workload, setting)
                     cells[name].append(
                         f"{seconds * scale:.{3 if unit == 's' else 1}f} {unit} ({threads})"

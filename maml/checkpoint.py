@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import io
 import pickle
 from pathlib import Path
 from typing import Any
@@ -10,19 +10,19 @@ from typing import Any
 import torch
 
 from maml.errors import UsageError
+from maml.run_folder import write_atomic
 
 FORMAT = "maml-toolkit checkpoint v1"
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write ``state`` (tensors and plain values) so that ``path`` is always a whole checkpoint."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as handle:
-        torch.save({"format": FORMAT, **state}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """Write ``state`` (tensors and plain values) so that ``path`` is always a whole checkpoint;
+    a failed write raises :class:`maml.run_folder.WriteError` and keeps the one there was."""
+    # Serialised in memory first: a failing file then reports its own cause (a full disk), not
+    # torch's archive writer's ("unexpected pos").
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, **state}, buffer)
+    write_atomic(path, buffer.getbuffer())
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -11,12 +11,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from maml.config import add_arguments, from_dict, read_toml, resolve_config
+from maml.config import AUTO, add_arguments, from_dict, optional_fields, read_toml, resolve_config
 from maml.distributed import world_size
 from maml.errors import UsageError
-from maml.presets import has_preset, read_preset
+from maml.presets import has_preset, preset_names, read_preset
 from maml.run_loop import Stopped
-from maml.runs import new_run_dir
+from maml.runs import check_front_end, new_run_dir
 
 C = TypeVar("C")
 
@@ -30,13 +30,14 @@ def parse_train_args(
     (``configs/<value>.toml``, shipped with the package) and names new run folders.
     """
     shown, source = _shown_defaults(argv, cls, name_field)
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    # No abbreviations: a mistyped flag is an error, not a prefix of another flag.
+    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
     add_arguments(parser, cls, shown, source)
     parser.add_argument(
         "--config",
         metavar="FILE.toml|PRESET",
-        help="settings file (keys as the flags), or the "
-        "name of a shipped preset (e.g. omniglot-20way)",
+        help="settings file (keys as the flags), or the name of a shipped preset: "
+        + ", ".join(preset_names()),
     )
     parser.add_argument("--run-dir", metavar="DIR", help="output folder (default runs/NAME-TIME)")
     parser.add_argument(
@@ -57,10 +58,14 @@ def parse_train_args(
         config_path = run_path / "config.toml"
         if not config_path.is_file():
             raise UsageError(f"--resume {resume}: no run there ({config_path} missing)")
-        before = from_dict(cls, read_toml(config_path), str(config_path))
-        config = resolve_config(
-            cls, {**file_values, **flags}, None, dataclasses.asdict(before), str(config_path)
-        )
+        values = read_toml(config_path)
+        check_front_end(values, cls, run_path, "train")
+        before = from_dict(cls, values, str(config_path))
+        # auto for a setting the run has chosen keeps its choice; a resumable one chooses again
+        keep = optional_fields(cls) - set(resumable(cls))
+        given = {**file_values, **flags}
+        given = {k: v for k, v in given.items() if k not in keep or v not in (None, AUTO)}
+        config = resolve_config(cls, given, None, dataclasses.asdict(before), str(config_path))
         _check_resume(before, config, run_path)
         return config, run_path, True
     name = flags.get(name_field, file_values.get(name_field, getattr(cls, name_field)))
@@ -124,8 +129,13 @@ def _config_values(config: str | None) -> tuple[dict[str, Any], str]:
     """The values of ``--config``: a TOML file, or else a shipped preset of that name."""
     if config is None:
         return {}, ""
-    if Path(config).is_file() or not has_preset(config):
+    if Path(config).is_file():
         return read_toml(config), f"config file {config}"
+    if not has_preset(config):
+        raise UsageError(
+            f"--config {config}: no such file, and no preset of that name; the presets are "
+            f"{', '.join(preset_names())}"
+        )
     return read_preset(config), f"preset {config}"
 
 
@@ -134,7 +144,7 @@ def _shown_defaults(
 ) -> tuple[dict[str, Any], str]:
     """The values ``--help`` shows as defaults: the preset's when ``--task``/``--env`` (or
     ``--config``) names one, the run's with ``--resume``, else the built-in defaults."""
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     for flag in (_flag(name_field), "--config", "--resume"):
         pre.add_argument(flag)
     known, _ = pre.parse_known_args(argv)

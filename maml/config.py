@@ -19,12 +19,24 @@ else:  # pragma: no cover
 
 C = TypeVar("C")
 _SCALARS = (bool, int, float, str)
+# The word for "choose for me" of a field typed ``X | None``: the run writes the value it chose.
+AUTO = "auto"
 
 
 def field_types(cls: type) -> dict[str, type]:
-    """The scalar type of every field of a config dataclass."""
+    """The scalar type of every field of a config dataclass (X of a field typed X | None)."""
     hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    types = {}
+    for f in dataclasses.fields(cls):
+        kinds = [k for k in typing.get_args(hints[f.name]) if k is not type(None)]
+        types[f.name] = kinds[0] if kinds else hints[f.name]
+    return types
+
+
+def optional_fields(cls: type) -> set[str]:
+    """Fields typed ``X | None``: ``auto`` (None) lets the run choose, and it records its choice."""
+    hints = typing.get_type_hints(cls)
+    return {f.name for f in dataclasses.fields(cls) if type(None) in typing.get_args(hints[f.name])}
 
 
 def add_arguments(
@@ -39,14 +51,16 @@ def add_arguments(
     ``source``.
     """
     types = field_types(cls)
+    optional = optional_fields(cls)
     shown = shown or {}
     for f in dataclasses.fields(cls):
         kind = types[f.name]
         flag = "--" + f.name.replace("_", "-")
+        built_in = AUTO if f.default is None else f.default
         if f.name in shown and shown[f.name] != f.default:
-            default = f"{shown[f.name]}, from {source}; built-in {f.default}"
+            default = f"{_shown(shown[f.name])}, from {source}; built-in {built_in}"
         else:
-            default = f"{shown.get(f.name, f.default)}"
+            default = f"{_shown(shown.get(f.name, f.default))}"
         help_text = f.metadata.get("help", "") + f" (default: {default})"
         choices = f.metadata.get("choices")
         if kind is bool:
@@ -57,21 +71,29 @@ def add_arguments(
                 help=help_text,
             )
         else:
+            metavar = kind.__name__.upper() if choices is None else "{" + ",".join(choices) + "}"
             parser.add_argument(
                 flag,
-                type=_parser_for(kind, flag, choices),
+                type=_parser_for(kind, flag, f.name in optional),
                 default=argparse.SUPPRESS,
                 help=help_text,
-                metavar=kind.__name__.upper() if choices is None else "{" + ",".join(choices) + "}",
+                metavar=f"{{{metavar},{AUTO}}}" if f.name in optional else metavar,
             )
 
 
-def _parser_for(kind: type, flag: str, choices: tuple[str, ...] | None):
+def _shown(value: Any) -> Any:
+    return AUTO if value is None else value
+
+
+def _parser_for(kind: type, flag: str, optional: bool):
     def parse(text: str) -> Any:
+        if optional and text == AUTO:
+            return None
         try:
             value = kind(text)
         except ValueError:
-            raise UsageError(f"{flag} {text!r} is not a valid {kind.__name__}") from None
+            allowed = f"a {kind.__name__} or {AUTO}" if optional else f"a valid {kind.__name__}"
+            raise UsageError(f"{flag} {text!r} is not {allowed}") from None
         return value
 
     return parse
@@ -80,6 +102,7 @@ def _parser_for(kind: type, flag: str, choices: tuple[str, ...] | None):
 def from_dict(cls: type[C], values: dict[str, Any], source: str) -> C:
     """Build and validate a config; ``source`` names where the values came from, for errors."""
     types = field_types(cls)
+    optional = optional_fields(cls)
     unknown = sorted(set(values) - set(types))
     if unknown:
         raise UsageError(
@@ -87,14 +110,17 @@ def from_dict(cls: type[C], values: dict[str, Any], source: str) -> C:
         )
     for name, value in values.items():
         kind = types[name]
+        if name in optional and value in (None, AUTO):
+            values = {**values, name: None}
+            continue
         ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             values = {**values, name: float(value)}
             ok = True
         if not ok:
+            expected = f"a {kind.__name__}" + (f' or "{AUTO}"' if name in optional else "")
             raise UsageError(
-                f"{source}: {name} = {value!r} is a {type(value).__name__}; "
-                f"expected a {kind.__name__}"
+                f"{source}: {name} = {value!r} is a {type(value).__name__}; expected {expected}"
             )
     config = cls(**values)
     validate(config)
@@ -105,14 +131,17 @@ def validate(config: Any) -> None:
     """Check choices and positivity declared in the fields' metadata."""
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
+        if value is None:  # auto: the run chooses
+            continue
         flag = "--" + f.name.replace("_", "-")
         choices = f.metadata.get("choices")
         if choices is not None and value not in choices:
             raise UsageError(f"{flag} {value!r} is not allowed; choose one of {', '.join(choices)}")
+        either = f" or {AUTO}" if f.default is None else ""
         if f.metadata.get("positive") and not value > 0:
-            raise UsageError(f"{flag} must be positive, got {value}")
+            raise UsageError(f"{flag} must be positive{either}, got {value}")
         if f.metadata.get("non_negative") and value < 0:
-            raise UsageError(f"{flag} must be zero or more, got {value}")
+            raise UsageError(f"{flag} must be zero or more{either}, got {value}")
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -135,9 +164,11 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
         raise UsageError(f"{source} is not valid TOML: {error}") from None
 
 
-def to_toml(config: Any) -> str:
-    """Write a flat config dataclass as TOML (strings, numbers and booleans only)."""
-    return toml_table(dataclasses.asdict(config))
+def to_toml(config: Any, skip: set[str] | frozenset[str] = frozenset()) -> str:
+    """Write a flat config dataclass as TOML (strings, numbers and booleans), without the fields
+    in ``skip`` and those left to ``auto`` (TOML has no None: reading the file gives them back)."""
+    values = dataclasses.asdict(config)
+    return toml_table({k: v for k, v in values.items() if k not in skip and v is not None})
 
 
 def toml_table(values: dict[str, Any]) -> str:

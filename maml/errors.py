@@ -32,4 +32,8 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
         else:
             time.sleep(QUIET_RANK_GRACE)
         code = 2 if isinstance(error, UsageError) else 1
+    except OSError as error:  # the file system's (a full disk, a folder that cannot be made)
+        if speak:
+            print(f"error: {error}", file=sys.stderr)
+        code = 1
     sys.exit(code or 0)

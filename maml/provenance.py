@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from maml.config import toml_table
+from maml.run_folder import append_atomic
 
 SOURCE = Path(__file__).resolve().parents[1]
 HISTORY = "history.toml"
@@ -71,5 +72,5 @@ def append_history(run_dir: Path, record: dict[str, Any]) -> None:
     for name, table in record.items():
         if isinstance(table, dict):
             text += f"[history.{name}]\n" + toml_table(table)
-    with (run_dir / HISTORY).open("a", encoding="utf-8") as handle:
-        handle.write(("\n" if handle.tell() else "") + text)
+    path = run_dir / HISTORY
+    append_atomic(path, ("\n" if path.exists() and path.stat().st_size else "") + text)

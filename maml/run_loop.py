@@ -3,7 +3,9 @@ signals, the NaN guard, TensorBoard and progress. A front end supplies only what
 state, one meta-iteration with its logging, and what to draw at the start and at every stop.
 
 A run is resumable from the moment it starts: the initial state is checkpointed before the first
-iteration, and every checkpoint is written atomically.
+iteration, and every file is written atomically. One process at a time trains a run folder (a
+lock), with one thread count from start to end (``maml.threads``): a resumed run equals an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import dataclasses
 import signal
 import sys
 import time
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,11 +24,14 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
+from maml import distributed
 from maml.checkpoint import load_checkpoint, save_checkpoint
 from maml.config import read_toml, to_toml
 from maml.distributed import ONE_PROCESS, Ranks
 from maml.errors import TrainingError
 from maml.provenance import append_history, run_record
+from maml.run_folder import EventWriter, RunLock, WriteError, write_atomic
+from maml.threads import ThreadBudget, default_threads, fixed_threads
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -53,6 +60,7 @@ class FrontEnd(Protocol):
 
     label: str  # the progress bar's
     device: torch.device  # of the collectives (CUDA with NCCL, the CPU with gloo)
+    config: Any  # the resolved settings (no ``auto`` left where the run chose), for config.toml
 
     def describe(self) -> str:
         """One line printed when the run starts."""
@@ -69,6 +77,10 @@ class FrontEnd(Protocol):
 
     def metrics(self) -> list[str]:
         """Scalar tags shown as metrics in TensorBoard's HParams tab."""
+
+    def facts(self) -> dict[str, Any]:
+        """What the run found at its start that its settings do not say (the classes of each
+        split, say): added to history.toml."""
 
     def snapshot(self, writer: SummaryWriter, done: int) -> None:
         """Figures drawn at the start and whenever the run stops."""
@@ -116,20 +128,40 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-def run(
-    front: FrontEnd,
+def train(
+    build: Callable[[Any, torch.device, Ranks], FrontEnd],
     config: Any,
     run_dir: Path,
-    resume: bool,
-    iterations: int,
-    ranks: Ranks = ONE_PROCESS,
+    resume: bool = False,
 ) -> Path:
-    """Train ``front`` for ``iterations`` in ``run_dir`` (or continue the run there).
+    """Join torchrun's ranks (if any), fix the run's thread count, build the front end with the
+    resolved settings and :func:`run` it; returns the checkpoint's path.
 
-    Every rank loads the checkpoint; rank 0 alone writes the run's files and shows progress.
+    ``config`` needs ``device``, ``meta_batch``, ``threads`` and ``follow_load``; ``build`` makes
+    the front end from the settings with the device and thread count the run chose.
     """
-    path = run_dir / CHECKPOINT
+    ranks, device = distributed.start(config.device, config.meta_batch)
+    threads = config.threads or default_threads()
+    config = dataclasses.replace(config, device=device.type, threads=threads)
+    with distributed.group(ranks), fixed_threads(threads):
+        return run(build(config, device, ranks), run_dir, resume, ranks)
+
+
+def run(front: FrontEnd, run_dir: Path, resume: bool, ranks: Ranks = ONE_PROCESS) -> Path:
+    """Train ``front`` for its ``config.iterations`` in ``run_dir`` (or continue the run there).
+
+    Every rank loads the checkpoint; rank 0 alone holds the folder's lock, writes the run's files
+    and shows progress.
+    """
     main = ranks.main
+    with RunLock(run_dir) if main else nullcontext():
+        return _run(front, run_dir, resume, ranks)
+
+
+def _run(front: FrontEnd, run_dir: Path, resume: bool, ranks: Ranks) -> Path:
+    config, main = front.config, ranks.main
+    iterations = config.iterations
+    path = run_dir / CHECKPOINT
     start, elapsed = 0, 0.0
     if resume and path.exists():
         state = load_checkpoint(path, map_location="cpu")
@@ -140,36 +172,54 @@ def run(
         resume = False
     if start >= iterations:
         if main:
-            print(f"{run_dir} has finished its {iterations} iterations already")
+            print(
+                f"{run_dir} has done {start} iterations already; --resume {run_dir} "
+                f"--iterations N (more than {start}) continues it"
+            )
         front.close()
         return path
     if main:
-        _record_start(config, run_dir, resume)
+        _record_start(config, run_dir, resume, ranks, front.facts())
     clock = Clock(elapsed)
-    saved = start
+    saved = start if resume else None
+    budget = ThreadBudget(enabled=config.follow_load)
 
     def checkpoint(done: int) -> None:
         nonlocal saved
         if main:
             state = {"iteration": done, "elapsed": clock(), **front.state_dict()}
-            save_checkpoint(path, {**state, "config": dataclasses.asdict(config)})
+            values = dataclasses.asdict(config)
+            try:
+                save_checkpoint(path, {**state, "config": values})
+            except WriteError as error:
+                kept = f"the last good checkpoint (iteration {saved}) is kept"
+                if saved is None:
+                    kept = "none was written"
+                raise WriteError(f"{error}; {kept}") from None
         saved = done
 
-    writer = SummaryWriter(run_dir, purge_step=start if resume else None) if main else None
+    # A resumed run logs every step after its checkpoint again: the events a stopped process
+    # logged there are dropped (TensorBoard's purge), those up to the checkpoint kept once.
+    writer = EventWriter(run_dir, purge_step=start + 1 if resume else 0) if main else None
     progress = tqdm(total=iterations, initial=start, desc=front.label, unit="it", disable=not main)
     done = start
     stop = StopRequest()
+    failed = False
     try:
         with stop:
             if not resume:
                 checkpoint(0)
                 if writer is not None:
                     _log_settings(writer, config, front.metrics())
+                front.snapshot(writer, start)  # a resumed run drew it when it stopped
             if main:
                 where = f" on {ranks.world} ranks" if ranks.world > 1 else ""
                 progress.write(f"run {run_dir}{where}: {front.describe()}", file=sys.stderr)
-            front.snapshot(writer, start)
+            threads = None
             for iteration in range(start, iterations):
+                if budget.update() != threads and writer is not None:
+                    threads = budget.threads
+                    writer.add_scalar("charts/torch_threads", threads, iteration + 1)
                 try:
                     postfix = front.iteration(iteration, writer, clock)
                 except NonFinite as error:
@@ -195,12 +245,13 @@ def run(
             front.snapshot(writer, done)
             ranks.barrier()
     except BaseException as error:
+        failed = True
         if not stop.at_once:
             raise
         if main:
             progress.close()
             print(
-                f"\nstopped at once; --resume {run_dir} continues from iteration {saved}",
+                f"\nstopped at once; --resume {run_dir} continues from iteration {saved or 0}",
                 file=sys.stderr,
             )
         if isinstance(error, Stopped):
@@ -208,30 +259,52 @@ def run(
         raise Stopped(stop.signal or signal.SIGTERM) from None
     finally:
         progress.close()
-        if writer is not None:
-            writer.close()
-        front.close()
+        budget.restore()
+        try:
+            if writer is not None:
+                writer.close()
+        except WriteError:
+            if not failed:  # else the error that stopped the run is the one to report
+                raise
+        finally:
+            front.close()
     return path
 
 
-def _record_start(config: Any, run_dir: Path, resume: bool) -> None:
-    """Write the run's settings, and add this start to its history with what a resume changed."""
+def _record_start(
+    config: Any, run_dir: Path, resume: bool, ranks: Ranks, facts: dict[str, Any]
+) -> None:
+    """Write the run's settings, and add this start to its history with what a resume changed,
+    the ranks, the thread count and the front end's ``facts``."""
     config_path = run_dir / "config.toml"
+    skip = _inapplicable(config)
     changed = {}
     if resume and config_path.is_file():
         before = read_toml(config_path)
-        changed = {k: v for k, v in dataclasses.asdict(config).items() if before.get(k, v) != v}
-    config_path.write_text(to_toml(config))
-    record = run_record("resume" if resume else "start")
+        changed = {
+            k: v
+            for k, v in dataclasses.asdict(config).items()
+            if k not in skip and before.get(k, v) != v
+        }
+    write_atomic(config_path, to_toml(config, skip))
+    event = "resume" if resume else "start"
+    record = run_record(event, ranks=ranks.world, threads=config.threads, **facts)
     if changed:
         record["changed"] = changed
     append_history(run_dir, record)
 
 
+def _inapplicable(config: Any) -> set[str]:
+    """Settings that do not apply to the run (the MLP's width for an image task, say)."""
+    inapplicable = getattr(config, "inapplicable", None)
+    return set(inapplicable()) if inapplicable is not None else set()
+
+
 def _log_settings(writer: SummaryWriter, config: Any, metrics: list[str]) -> None:
     """The run's settings as a table in the Text tab and as hyperparameters in the HParams tab,
     with ``metrics`` (scalar tags the run logs) as the metrics beside them."""
-    values = dataclasses.asdict(config)
+    skip = _inapplicable(config)
+    values = {k: v for k, v in dataclasses.asdict(config).items() if k not in skip}
     rows = "\n".join(f"|{k}|{v}|" for k, v in values.items())
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows)
     file_writer = writer._get_file_writer()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,12 +20,20 @@ from maml.config import from_dict, read_toml
 from maml.errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
-# A key only one front end's runs have, and what to tell a user who gave such a run to the other.
-OTHER_FRONT_END = {
-    "env": "an RL run: use python -m maml_rl.evaluate",
-    "task": "a supervised run: use python -m maml_sl.evaluate",
-}
+log = logging.getLogger(__name__)
+# A key only one front end's runs have: what such a run is, and the package of its commands.
+FRONT_ENDS = {"env": ("an RL run", "maml_rl"), "task": ("a supervised run", "maml_sl")}
 C = TypeVar("C")
+
+
+def check_front_end(values: dict[str, Any], cls: type, run_dir: Path, command: str) -> None:
+    """Refuse a run of the other front end (its ``config.toml`` ``values``), naming the
+    ``command`` (train, evaluate) that takes it."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for key, (kind, package) in FRONT_ENDS.items():
+        if key in values and key not in fields:
+            extra = f" --resume {run_dir}" if command == "train" else f" {run_dir}"
+            raise UsageError(f"{run_dir} is {kind}: use python -m {package}.{command}{extra}")
 
 
 def new_run_dir(name: str, root: str | Path = "runs") -> Path:
@@ -57,15 +68,40 @@ def read_run(run_dir: str | Path, cls: type[C], device: torch.device) -> tuple[C
     if not config_path.is_file():
         raise UsageError(f"{run_dir} is not a run directory ({config_path} missing)")
     values = read_toml(config_path)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    for key, command in OTHER_FRONT_END.items():
-        if key in values and key not in fields:
-            raise UsageError(f"{run_dir} is {command}")
+    check_front_end(values, cls, run_dir, "evaluate")
     config = from_dict(cls, values, str(config_path))
     state = load_checkpoint(run_dir / "checkpoint.pt", map_location=device)
     total = getattr(config, "iterations", None)
-    print(f"{run_dir}: trained for {state['iteration']} of {total} iterations", file=sys.stderr)
+    log.info("%s: trained for %s of %s iterations", run_dir, state["iteration"], total)
     return config, state
+
+
+class _Stderr(logging.Handler):
+    """Writes to the ``sys.stderr`` of each moment (a test's capture, say), not its first one."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)
+
+
+_STDERR = _Stderr()
+
+
+@contextmanager
+def show_messages(*names: str) -> Iterator[None]:
+    """Show the info messages of the loggers ``names`` on stderr inside the block, or the
+    function it decorates: a command's progress lines (which run it loaded, how far that run
+    trained), which library calls leave to their caller's logging."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.INFO)
+        logger.addHandler(_STDERR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(_STDERR)
+            logger.setLevel(level)
 
 
 def load_learner_state(

@@ -1,12 +1,15 @@
-"""Torch's CPU thread count, kept to the cores that other processes leave idle.
+"""Torch's CPU thread count for a run: chosen once, kept, and recorded.
 
-torch's CPU build runs its parallel regions on an OpenMP team of one thread per core, whose idle
-workers spin before they sleep: the fastest on an idle machine. When another process keeps a
-core busy, the team waits at every barrier for a thread that is not running, and a small step
-becomes many times slower (``python -m benchmarks.speed_load``). No OpenMP wait setting keeps
-the idle speed and survives the load, so the trainers measure instead: every few seconds they
-read how much CPU time the machine spent outside this process and size the team to the cores
-that are left (at least one). A thread count the user chose (``OMP_NUM_THREADS``) is kept.
+A different thread count sums in a different order, and TRPO's conjugate gradient amplifies the
+rounding, so a run computes with one count from start to end and on every resume (``--threads``,
+by default the cores this process may use, or ``OMP_NUM_THREADS``): the same command and seed
+give the same parameters on the same machine whatever else runs there.
+
+Beside other busy processes torch's OpenMP team then has more threads than free cores, and
+threads that spin while they wait take the cores from those with work (``python -m
+benchmarks.speed_load``); the toolkit shortens that spin when it is imported before torch
+(``maml/__init__.py``). ``--follow-load`` trades exactness for speed instead: a
+:class:`ThreadBudget` resizes the team to the cores other processes leave idle.
 """
 
 from __future__ import annotations
@@ -15,9 +18,13 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
+
+from maml.distributed import cores_per_rank
+from maml.errors import UsageError
 
 CpuReader = Callable[[], tuple[float, float]]
 
@@ -39,8 +46,36 @@ def cpu_seconds() -> tuple[float, float]:
     return busy / tick, (utime + stime) / tick
 
 
+def default_threads() -> int:
+    """The thread count of a run that leaves it to the toolkit: ``OMP_NUM_THREADS`` where set
+    (torchrun sets 1), else this rank's share of the cores, else the cores this process may use;
+    never the machine's load."""
+    chosen = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if chosen:
+        try:
+            count = int(chosen.split(",")[0])
+        except ValueError:
+            raise UsageError(
+                f"OMP_NUM_THREADS={chosen!r} is not a thread count; set a positive integer"
+            ) from None
+        if count > 0:
+            return count
+    return cores_per_rank() or len(os.sched_getaffinity(0))
+
+
+@contextmanager
+def fixed_threads(count: int) -> Iterator[None]:
+    """Compute with ``count`` torch threads inside, and give torch back its count after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _available() -> bool:
-    if "OMP_NUM_THREADS" in os.environ or not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux"):
         return False
     try:
         cpu_seconds()
@@ -50,7 +85,8 @@ def _available() -> bool:
 
 
 class ThreadBudget:
-    """Call :meth:`update` once per iteration; it resizes torch's team when the load changes.
+    """Call :meth:`update` once per iteration; it resizes torch's team when the load changes
+    (results then depend on the load: ``--follow-load`` only).
 
     ``threads`` is at most the count torch had when the budget was made; other processes' load
     is measured over at least ``interval`` seconds.

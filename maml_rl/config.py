@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from envs import family_class
+from envs.mujoco_task import MujocoTaskEnv
 from maml.runs import DEVICES
 from maml_rl.fisher import SUBSAMPLES
 from maml_rl.meta_update import META_STEPS
@@ -25,7 +27,7 @@ class TrainConfig:
     iterations: int = _f(500, "meta-iterations (TRPO updates)", positive=True, resumable=True)
     meta_batch: int = _f(40, "tasks per meta-iteration", positive=True)
     rollouts: int = _f(20, "episodes per task per sampling", positive=True)
-    horizon: int = _f(0, "episode length; 0 takes the family's (100 or 200)")
+    horizon: int | None = _f(None, "episode length (auto: the family's, 100 or 200)", positive=True)
     sampling: str = _f(
         "episodes",
         "what each sampling gathers per task: episodes (--rollouts whole episodes) or steps (as "
@@ -34,10 +36,11 @@ class TrainConfig:
         "episodes where episodes end early; run on rollouts lanes per task at once)",
         choices=SAMPLINGS,
     )
-    frame_skip: int = _f(
-        0,
-        "MuJoCo physics steps per env step; 0 takes the env's own (HalfCheetah: Gymnasium's 5, "
-        "an env step of 0.05 s; Ant: rllab's 1, an env step of 0.02 s)",
+    frame_skip: int | None = _f(
+        None,
+        "MuJoCo physics steps per env step (auto: the env's own; HalfCheetah: Gymnasium's 5, an "
+        "env step of 0.05 s; Ant: rllab's 1, an env step of 0.02 s)",
+        positive=True,
     )
     inner_steps: int = _f(1, "inner policy-gradient steps, fresh episodes for each", positive=True)
     inner_lr: float = _f(0.1, "inner step size", positive=True)
@@ -68,10 +71,12 @@ class TrainConfig:
     # On the CPU a fifth of the episodes makes the TRPO step several times cheaper for a step close
     # to the full Fisher's; on a GPU the whole Fisher costs little more (benchmarks/RESULTS.md,
     # speed_rl --compare-fractions).
-    fisher_fraction: float = _f(
-        0.0,
+    fisher_fraction: float | None = _f(
+        None,
         "fraction of each task's episodes the Fisher-vector products use (of its rows of steps "
-        "laid end to end, where episodes end early); 0 takes 1.0 on CUDA and 0.2 on the CPU",
+        "laid end to end, where episodes end early), in (0, 1] (auto: 1.0 on CUDA and 0.2 on the "
+        "CPU, chosen when the run starts and kept)",
+        positive=True,
     )
     fisher_subsample: str = _f(
         "episodes",
@@ -86,7 +91,25 @@ class TrainConfig:
         choices=DEVICES,
         resumable=True,
     )
-    nthread: int = _f(0, "MuJoCo rollout threads; 0 = all cores", resumable=True)
+    nthread: int | None = _f(
+        None,
+        "MuJoCo rollout threads (auto: this rank's cores)",
+        positive=True,
+        resumable=True,
+    )
+    threads: int | None = _f(
+        None,
+        "torch CPU threads for the whole run (auto: OMP_NUM_THREADS, else this rank's cores); "
+        "kept on resume, since another count rounds differently",
+        positive=True,
+        resumable=True,
+    )
+    follow_load: bool = _f(
+        False,
+        "resize torch's threads to the cores other processes leave idle, re-measured every 2 s "
+        "(faster beside other jobs, but the results then depend on the machine's load)",
+        resumable=True,
+    )
     checkpoint_every: int = _f(10, "iterations between checkpoints", positive=True, resumable=True)
     val_every: int = _f(
         50,
@@ -96,3 +119,9 @@ class TrainConfig:
         resumable=True,
     )
     val_tasks: int = _f(20, "held-out tasks of a validation", positive=True, resumable=True)
+
+    def inapplicable(self) -> set[str]:
+        """Settings that do not apply to this family (not written to the run's config.toml)."""
+        if issubclass(family_class(self.env), MujocoTaskEnv):
+            return set()
+        return {"frame_skip", "nthread"}

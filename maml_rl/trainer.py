@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -12,13 +15,12 @@ from torch.utils.tensorboard import SummaryWriter
 
 from envs import family_class
 from envs.mujoco_task import MujocoTaskEnv
-from maml import distributed
+from maml import distributed, run_loop
 from maml.distributed import ONE_PROCESS, Ranks
 from maml.errors import UsageError
 from maml.inner_loop import Params
 from maml.learner import MAML
-from maml.run_loop import Clock, NonFinite, run
-from maml.threads import ThreadBudget
+from maml.run_loop import Clock, NonFinite
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import Episodes, with_advantages
 from maml_rl.losses import reinforce_loss
@@ -32,26 +34,44 @@ VAL_SEED_OFFSET = 10_007  # held-out tasks come from a seed of their own
 
 def check_config(config: TrainConfig) -> None:
     """Bounds the dataclass metadata cannot say."""
-    if not 0 <= config.fisher_fraction <= 1:
+    if config.fisher_fraction is not None and not 0 < config.fisher_fraction <= 1:
         raise UsageError(
-            f"--fisher-fraction must be in (0, 1], or 0 for the device's default; got "
-            f"{config.fisher_fraction}"
+            f"--fisher-fraction must be in (0, 1] or auto, got {config.fisher_fraction}"
         )
     if not 0 <= config.gae_lambda <= 1:
         raise UsageError(f"--gae-lambda must be in [0, 1], got {config.gae_lambda}")
     if not 0 < config.gamma <= 1:
         raise UsageError(f"--gamma must be in (0, 1], got {config.gamma}")
-    if config.frame_skip and not issubclass(family_class(config.env), MujocoTaskEnv):
+    if config.frame_skip is not None and not issubclass(family_class(config.env), MujocoTaskEnv):
         raise UsageError(
             f"--frame-skip applies to the MuJoCo families only, not {config.env}; got "
-            f"{config.frame_skip} (use 0)"
+            f"{config.frame_skip} (leave it out)"
         )
-    for name in ("horizon", "frame_skip", "nthread"):
-        if getattr(config, name) < 0:
-            raise UsageError(
-                f"--{name.replace('_', '-')} must be 0 (the default) or positive, "
-                f"got {getattr(config, name)}"
-            )
+
+
+def resolved(config: TrainConfig, device: torch.device) -> TrainConfig:
+    """``config`` with every ``auto`` replaced by what the run uses (written to config.toml):
+    the family's horizon and frame skip, the device's Fisher fraction, MuJoCo's threads."""
+    check_config(config)
+    family = family_class(config.env)
+    mujoco = issubclass(family, MujocoTaskEnv)
+    frame_skip = config.frame_skip
+    if mujoco and frame_skip is None:
+        frame_skip = inspect.signature(family).parameters["frame_skip"].default
+    nthread = config.nthread or distributed.cores_per_rank() or len(os.sched_getaffinity(0))
+    return dataclasses.replace(
+        config,
+        horizon=config.horizon or family.horizon,
+        frame_skip=frame_skip,
+        fisher_fraction=config.fisher_fraction or default_fisher_fraction(device),
+        nthread=nthread if mujoco else None,
+    )
+
+
+def default_fisher_fraction(device: torch.device) -> float:
+    """On the CPU a fifth of the episodes makes the TRPO step several times cheaper for a step
+    close to the full Fisher's; on a GPU the whole Fisher costs little more (speed_rl)."""
+    return 1.0 if device.type == "cuda" else 0.2
 
 
 def build_learner(config: TrainConfig, device: torch.device) -> MAML:
@@ -99,16 +119,16 @@ def make_sampler(config: TrainConfig, tasks: slice | None = None) -> Sampler:
         config.env,
         config.meta_batch,
         config.rollouts,
-        horizon=config.horizon or None,
+        horizon=config.horizon,
         nthread=config.nthread or distributed.cores_per_rank(),
-        env_kwargs={"frame_skip": config.frame_skip} if config.frame_skip else None,
+        env_kwargs=None if config.frame_skip is None else {"frame_skip": config.frame_skip},
         tasks=tasks,
     )
 
 
 def trpo_settings(config: TrainConfig, device: torch.device) -> TRPOSettings:
-    """The TRPO settings of ``config``, with the Fisher fraction of ``device`` where it is 0."""
-    fraction = config.fisher_fraction or (1.0 if device.type == "cuda" else 0.2)
+    """The TRPO settings of ``config``, with the Fisher fraction of ``device`` where it is auto."""
+    fraction = config.fisher_fraction or default_fisher_fraction(device)
     return TRPOSettings(
         config.max_kl,
         config.cg_iterations,
@@ -173,10 +193,10 @@ class RLTrainer:
     def __init__(
         self, config: TrainConfig, device: torch.device, ranks: Ranks = ONE_PROCESS
     ) -> None:
+        config = resolved(config, device)
         self.config, self.device, self.label, self.ranks = config, device, config.env, ranks
         self.learner, self.sampler = build(config, device, ranks)
         self.settings = trpo_settings(config, device)
-        self.threads = ThreadBudget()
 
     def describe(self) -> str:
         config = self.config
@@ -184,6 +204,9 @@ class RLTrainer:
             f"{config.env}, {config.meta_batch} tasks x {config.rollouts} episodes x "
             f"{self.sampler.horizon} steps, policy update on {self.device}"
         )
+
+    def facts(self) -> dict[str, Any]:
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         # Everything random derives from (seed, iteration): the learner is the whole state.
@@ -203,7 +226,6 @@ class RLTrainer:
         config, learner, sampler = self.config, self.learner, self.sampler
         started = time.perf_counter()
         done = iteration + 1
-        threads = self.threads.update()
         steps_before = sampler.steps_taken
         traffic = self.ranks.counters()
         train_episodes, valid, adapted, times = sample_iteration(
@@ -233,7 +255,6 @@ class RLTrainer:
         if writer is None:
             return postfix
         env_steps = (sampler.steps_taken - steps_before) * self.ranks.world
-        writer.add_scalar("charts/torch_threads", threads, done)
         if self.ranks.world > 1:  # rank 0's all-reduces: transfer, and waiting for the others
             times["collectives"] = self.ranks.seconds - traffic[0]
             writer.add_scalar("charts/bytes_all_reduced", self.ranks.bytes - traffic[1], done)
@@ -302,16 +323,12 @@ class RLTrainer:
         pass
 
     def close(self) -> None:
-        self.threads.restore()
         self.sampler.close()
 
 
 def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
     """Meta-train into ``run_dir``, or resume the run there; returns the checkpoint's path."""
-    ranks, device = distributed.start(config.device, config.meta_batch)
-    with distributed.group(ranks):
-        trainer = RLTrainer(config, device, ranks)
-        return run(trainer, config, run_dir, resume, config.iterations, ranks)
+    return run_loop.train(RLTrainer, config, run_dir, resume)
 
 
 def _log(writer, step, returns, lengths, stats, times, env_steps, wall) -> None:

@@ -63,6 +63,19 @@ class TrainConfig:
         "test classes stay the same for every training seed",
     )
     device: str = _f("auto", "device for the meta-learner", choices=DEVICES, resumable=True)
+    threads: int | None = _f(
+        None,
+        "torch CPU threads for the whole run (auto: OMP_NUM_THREADS, else this rank's cores); "
+        "kept on resume, since another count rounds differently",
+        positive=True,
+        resumable=True,
+    )
+    follow_load: bool = _f(
+        False,
+        "resize torch's threads to the cores other processes leave idle, re-measured every 2 s "
+        "(faster beside other jobs, but the results then depend on the machine's load)",
+        resumable=True,
+    )
     log_every: int = _f(100, "iterations between training scalars", positive=True, resumable=True)
     val_every: int = _f(1_000, "iterations between meta-validations", positive=True, resumable=True)
     val_tasks: int = _f(100, "fixed held-out tasks for meta-validation", positive=True)
@@ -72,6 +85,15 @@ class TrainConfig:
     checkpoint_every: int = _f(
         1_000, "iterations between checkpoints", positive=True, resumable=True
     )
+
+    def inapplicable(self) -> set[str]:
+        """Settings that do not apply to this task (not written to the run's config.toml)."""
+        image = {"data", "cache_dir", "shift", "ways", "filters"}
+        omniglot = {"train_on", "test_on", "split_seed"}
+        skip = {"sinusoid": image | omniglot, "omniglot": {"hidden", "depth"}}.get(
+            self.task, {"hidden", "depth"} | omniglot
+        )
+        return skip if self.multi_step_loss else skip | {"msl_anneal_iterations"}
 
     def check_resume(self, before: TrainConfig) -> None:
         """A cosine schedule runs over the whole run: more iterations would change its past."""

@@ -12,13 +12,12 @@ import torch
 from torch.utils._pytree import tree_leaves, tree_map
 from torch.utils.tensorboard import SummaryWriter
 
-from maml import distributed
+from maml import run_loop
 from maml.distributed import ONE_PROCESS, Ranks
 from maml.errors import UsageError
 from maml.learner import MAML
 from maml.msl import msl_weights
-from maml.run_loop import Clock, NonFinite, run
-from maml.threads import ThreadBudget
+from maml.run_loop import Clock, NonFinite
 from maml_sl.config import TrainConfig
 from maml_sl.tasks import TaskSetup, make_task
 
@@ -56,13 +55,17 @@ class SupervisedTrainer:
         # and a seed gives the same tasks on CPU and CUDA.
         self.generator = torch.Generator().manual_seed(config.seed)
         self.validation = _fixed_validation_tasks(self.setup, config)
-        self.threads = ThreadBudget()
         self.window = (time.perf_counter(), 0.0, 0)  # start, summed loss, iterations
         self.traffic = ranks.counters()  # the ranks' collective seconds, bytes and calls so far
 
     def describe(self) -> str:
         path = f"meta-objective path {self.learner.path} ({self.learner.path_reason})"
-        return f"{self.config.task} on {self.device}, {path}"
+        threads = f" with {self.config.threads} threads" if self.device.type == "cpu" else ""
+        split = f", {self.setup.describe_split()}" if self.setup.split else ""
+        return f"{self.config.task} on {self.device}{threads}{split}, {path}"
+
+    def facts(self) -> dict[str, Any]:
+        return {"split": self.setup.split} if self.setup.split else {}
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -94,7 +97,6 @@ class SupervisedTrainer:
         self, iteration: int, writer: SummaryWriter | None, clock: Clock
     ) -> dict[str, str]:
         config, learner, ranks = self.config, self.learner, self.ranks
-        self.threads.update()
         generator_state, rng_state = self.generator.get_state(), torch.get_rng_state()
         # Every rank draws the iteration's tasks and keeps its block of them.
         support, query = tree_map(
@@ -149,7 +151,6 @@ class SupervisedTrainer:
                 writer.add_scalar("charts/meta_lr", self.optimizer.param_groups[0]["lr"], done)
                 writer.add_scalar("charts/iterations_per_second", count / (now - started), done)
                 writer.add_scalar("charts/wall_time", clock(), done)
-                writer.add_scalar("charts/torch_threads", self.threads.threads, done)
                 _log_inner_lrs(writer, learner, done)
                 if ranks.world > 1:  # per iteration: rank 0's all-reduces, waiting included
                     writer.add_scalar("time/collectives_seconds", seconds, done)
@@ -187,7 +188,7 @@ class SupervisedTrainer:
         writer.add_figure("val/held_out_tasks", figure, done)
 
     def close(self) -> None:
-        self.threads.restore()
+        pass
 
 
 def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
@@ -195,10 +196,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
 
     Under torchrun, every rank trains its share of each meta-batch (``maml.distributed``).
     """
-    ranks, device = distributed.start(config.device, config.meta_batch)
-    with distributed.group(ranks):
-        trainer = SupervisedTrainer(config, device, ranks)
-        return run(trainer, config, run_dir, resume, config.iterations, ranks)
+    return run_loop.train(SupervisedTrainer, config, run_dir, resume)
 
 
 def _task_count(batch) -> int:

@@ -257,7 +257,7 @@ def test_fisher_fraction_defaults_by_device_and_keeps_a_given_one():
         (["--env", "cheetah"], "--env 'cheetah' is not allowed"),
         (["--meta-batch", "0"], "--meta-batch must be positive"),
         (["--fisher-fraction", "1.5"], "--fisher-fraction must be in"),
-        (["--frame-skip", "-1"], "--frame-skip must be 0 (the default) or positive, got -1"),
+        (["--frame-skip", "-1"], "--frame-skip must be positive or auto, got -1"),
         (["--env", "navigation-2d", "--frame-skip", "2"], "MuJoCo families only"),
         (["--init", "he"], "--init 'he' is not allowed"),
         (["--meta-step", "newton"], "--meta-step 'newton' is not allowed"),

@@ -196,7 +196,7 @@ def test_resuming_a_finished_run_writes_nothing(tmp_path, capsys):
     assert cli(sl_train.main, args) == 0
     files = sorted(p.name for p in run.iterdir())
     assert cli(sl_train.main, ["--resume", str(run)]) == 0
-    assert "has finished its 2 iterations already" in capsys.readouterr().out
+    assert "has done 2 iterations already" in capsys.readouterr().out
     assert sorted(p.name for p in run.iterdir()) == files
 
 

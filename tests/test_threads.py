@@ -1,9 +1,12 @@
-"""The thread budget: torch's team shrinks to the cores other processes leave idle."""
+"""Thread counts: fixed for a run by default; the opt-in budget follows the machine's load."""
+
+import os
 
 import pytest
 import torch
 
-from maml.threads import ThreadBudget, cpu_seconds
+from maml.errors import UsageError
+from maml.threads import ThreadBudget, cpu_seconds, default_threads, fixed_threads
 
 
 @pytest.fixture
@@ -58,11 +61,28 @@ def test_threads_change_only_after_an_interval_and_are_restored(four_threads):
     assert torch.get_num_threads() == 4 and budget.threads == 4
 
 
-def test_a_chosen_thread_count_is_kept(monkeypatch, four_threads):
-    monkeypatch.setenv("OMP_NUM_THREADS", "4")
-    budget = ThreadBudget()
-    assert not budget.enabled
+def test_a_budget_not_enabled_never_changes_the_threads(four_threads):
+    machine = Machine()
+    budget = ThreadBudget(read=machine.read, clock=lambda: machine.now, enabled=False)
+    machine.run(3.0, others=3.9, own=0.1)
     assert budget.update() == 4 and torch.get_num_threads() == 4
+
+
+def test_the_default_thread_count_is_the_users_or_the_cores_never_the_load(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert default_threads() == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert default_threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")
+    with pytest.raises(UsageError, match="OMP_NUM_THREADS='many' is not a thread count"):
+        default_threads()
+
+
+def test_fixed_threads_computes_with_its_count_and_gives_torch_back_its_own(four_threads):
+    with fixed_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 4
 
 
 def test_cpu_seconds_reads_this_machine():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -40,6 +40,15 @@ class TaskSetup:
     measure_names: tuple[str, ...] = ("loss",)
     figure: Callable[..., Any] | None = None
     image: ImageFormat | None = None  # how to read a user's images (image tasks)
+    # Image tasks: how many characters or classes each split holds, and which word counts them.
+    split: dict[str, Any] = field(default_factory=dict)
+
+    def describe_split(self) -> str:
+        """``122 train / 14 val / 106 test characters``, say (empty without a split)."""
+        if not self.split:
+            return ""
+        counts = " / ".join(f"{n} {name}" for name, n in self.split.items() if name != "unit")
+        return f"{counts} {self.split['unit']}"
 
 
 def make_task(config: TrainConfig, device: torch.device) -> TaskSetup:
@@ -73,7 +82,7 @@ def _omniglot(config: TrainConfig, device: torch.device) -> TaskSetup:
     )
     model = conv4(1, config.ways, filters=config.filters, pool="stride", image_size=IMAGE_SIZE)
     return _image_task(
-        config, device, parts, model, ImageFormat(IMAGE_SIZE, "L", invert=True), True
+        config, device, parts, model, ImageFormat(IMAGE_SIZE, "L", invert=True), "characters"
     )
 
 
@@ -89,11 +98,14 @@ def _miniimagenet(config: TrainConfig, device: torch.device) -> TaskSetup:
     parts = {split: load_miniimagenet(config.data, split, cache_dir=cache) for split in SPLITS}
     check_disjoint(parts)
     model = conv4(3, config.ways, filters=config.filters, pool="max", image_size=IMAGE_SIZE)
-    return _image_task(config, device, parts, model, ImageFormat(IMAGE_SIZE, "RGB"), False)
+    return _image_task(config, device, parts, model, ImageFormat(IMAGE_SIZE, "RGB"), "classes")
 
 
-def _image_task(config, device, parts, model, image: ImageFormat, rotations: bool) -> TaskSetup:
-    """N-way K-shot classification on the train/val/test class splits ``parts``."""
+def _image_task(config, device, parts, model, image: ImageFormat, unit: str) -> TaskSetup:
+    """N-way K-shot classification on the train/val/test class splits ``parts``: Omniglot's
+    characters (``unit``), each rotated by 0/90/180/270 degrees a class of its own, or plain
+    classes."""
+    rotations = unit == "characters"
     from maml_sl.plots import episode_figure
     from maml_sl.tasks.fewshot import FewShotTasks
 
@@ -122,4 +134,5 @@ def _image_task(config, device, parts, model, image: ImageFormat, rotations: boo
         measure_names=("loss", "accuracy"),
         figure=episode_figure,
         image=image,
+        split={"unit": unit, **{name: len(part.names) for name, part in parts.items()}},
     )
