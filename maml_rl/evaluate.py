@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +21,13 @@ from maml.config import resolve_config
 from maml.errors import UsageError, run_cli
 from maml.learner import MAML
 from maml.presets import read_preset
-from maml.runs import DEVICES, load_learner_state, mean_and_ci95, read_run, resolve_device
+from maml.runs import DEVICES, mean_and_ci95, resolve_device, show_messages
 from maml_rl.config import TrainConfig
-from maml_rl.episodes import with_advantages
-from maml_rl.losses import reinforce_loss
 from maml_rl.policies import INITS
 from maml_rl.sampler import Sampler
+from maml_rl.trained import Trained, inner_step, load_run
 from maml_rl.trainer import build_learner, make_sampler
+from maml_rl.video import INSTALL, check_video, record_adaptation
 
 TEST_SEED_OFFSET = 7_919  # test tasks come from a generator of their own
 
@@ -43,14 +42,6 @@ def untrained_learner(
     flags = {"seed": seed} if init is None else {"seed": seed, "init": init}
     config = resolve_config(TrainConfig, flags, None, read_preset(env), f"preset {env}")
     return build_learner(config, device), config
-
-
-def load_run(run_dir: str | Path, device: torch.device) -> tuple[MAML, TrainConfig]:
-    """The trained meta-learner of a run directory, and the run's configuration."""
-    config, state = read_run(run_dir, TrainConfig, device)
-    learner = build_learner(config, device)
-    load_learner_state(learner, state, run_dir)
-    return learner, config
 
 
 @dataclass(frozen=True)
@@ -113,6 +104,11 @@ def default_rollouts(config: TrainConfig) -> int:
     return max(1, TEST_PROTOCOLS[config.env].env_steps // episode_horizon(config))
 
 
+def new_tasks(env: str, tasks: int, seed: int) -> np.ndarray:
+    """The new test tasks of ``seed``: (tasks, task_dim), from a generator of their own."""
+    return family_class(env).sample_tasks(tasks, np.random.default_rng(seed + TEST_SEED_OFFSET))
+
+
 def returns_after_steps(*args, **kwargs) -> Tensor:
     """Mean return per task after 0..steps inner steps: ``outcomes_after_steps``'s returns."""
     return outcomes_after_steps(*args, **kwargs)[0]
@@ -147,8 +143,7 @@ def outcomes_after_steps(
     if rollouts:
         eval_config.rollouts = rollouts
     if task_array is None:
-        rng = np.random.default_rng(seed + TEST_SEED_OFFSET)
-        task_array = family_class(config.env).sample_tasks(tasks, rng)
+        task_array = new_tasks(config.env, tasks, seed)
     elif len(task_array) != tasks:
         raise ValueError(f"task_array has {len(task_array)} tasks, expected {tasks}")
     blocks = []
@@ -176,8 +171,7 @@ def _adapt_and_sample(
     budget: int | None,
 ) -> tuple[Tensor, Tensor]:
     """``outcomes_after_steps`` for the tasks of one sampler: two (steps + 1, its tasks)."""
-    policy, device = learner.model, next(learner.model.parameters()).device
-    params, per_task = learner.meta_params(), False
+    policy, params, per_task = learner.model, learner.meta_params(), False
     seeds = np.random.SeedSequence([seed, TEST_SEED_OFFSET]).generate_state(steps + 1)
     returns, lengths = [], []
     for step in range(steps + 1):
@@ -189,19 +183,8 @@ def _adapt_and_sample(
         lengths.append(episodes.lengths_per_task())
         if step == steps:
             break
-        episodes = with_advantages(episodes.to(device), config.gamma, config.gae_lambda)
-        episodes = episodes.packed()  # the inner loss averages over steps: fewer rows to compute
-        stepper = MAML(
-            policy,
-            reinforce_loss(type(policy)),
-            inner_lr=step_sizes[min(step, len(step_sizes) - 1)],
-            first_order=True,
-        )
-        start = {n: p.detach() for n, p in params.items()}
-        with torch.no_grad():
-            params = torch.func.vmap(
-                partial(stepper.adapt, steps=1), in_dims=(0 if per_task else None, 0)
-            )(start, episodes)
+        size = step_sizes[min(step, len(step_sizes) - 1)]
+        params = inner_step(learner, config, params, per_task, episodes, size)
         per_task = True
     return torch.stack(returns), torch.stack(lengths)
 
@@ -247,11 +230,13 @@ def plot_returns(returns: Tensor, path: Path, title: str) -> None:
     plt.close(figure)
 
 
+@show_messages("maml.runs")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m maml_rl.evaluate",
         description="Adapt a trained policy to new tasks and report the average return after "
         "each inner step, by the MAML authors' test protocol of the run's family.",
+        allow_abbrev=False,
     )
     parser.add_argument(
         "run", nargs="?", help="run directory (holds config.toml and checkpoint.pt)"
@@ -263,19 +248,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "'random' baseline; its test scripts adapted it with --step-sizes 1.0 0.5)",
     )
     parser.add_argument(
-        "--init", choices=INITS, help="with --untrained: the initialisation (the preset's)"
+        "--init", choices=INITS, help="with --untrained: the initialisation (default: the preset's)"
     )
     parser.add_argument(
-        "--init-seed", type=int, default=0, help="with --untrained: the initialisation's seed"
+        "--init-seed",
+        type=int,
+        default=0,
+        help="with --untrained: the initialisation's seed (default: %(default)s)",
     )
-    parser.add_argument("--tasks", type=int, default=40, help="new test tasks")
+    parser.add_argument(
+        "--tasks", type=int, default=40, help="new test tasks (default: %(default)s)"
+    )
     parser.add_argument(
         "--paper-tasks",
         action="store_true",
         help="instead of new test tasks, the 40 of the MAML paper's figure (the goals its "
         "authors' test script drew), for a task-by-task comparison with their result files",
     )
-    parser.add_argument("--steps", type=int, default=3, help="inner steps")
+    parser.add_argument("--steps", type=int, default=3, help="inner steps (default: %(default)s)")
     parser.add_argument(
         "--rollouts",
         type=int,
@@ -288,7 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="STEPS",
         help="sample as the MAML authors' rllab sampler did: --rollouts lanes per task run "
         "episodes back to back until STEPS env steps per task and step; returns are averaged "
-        "over the episodes completed by then (their test scripts: 4000)",
+        "over the episodes completed by then (their test scripts: 4000; default: whole "
+        "episodes, --rollouts of them)",
     )
     parser.add_argument(
         "--step-sizes",
@@ -297,7 +288,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="inner step size per step, the last repeats (default: the run's inner lr, then the "
         "fraction of it of the family's test script: the paper's 0.1 then 0.05, 0.001 for ant-dir)",
     )
-    parser.add_argument("--seed", type=int, default=1, help="seed of the test tasks and episodes")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="seed of the test tasks and episodes (default: %(default)s)",
+    )
     parser.add_argument(
         "--against",
         metavar="RUN",
@@ -306,7 +302,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "return minus RUN's per step with a paired 95%% interval over the tasks",
     )
     parser.add_argument("--plot", metavar="FILE.png", help="save returns per step as a plot")
-    parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument(
+        "--video",
+        metavar="DIR",
+        help="also record an episode of the first test task before adaptation and after each "
+        "inner step, with the policy's likeliest actions, as DIR/<env>_task_<task>_step_<s>.mp4 "
+        f"(needs moviepy: {INSTALL}; MuJoCo families without a display: MUJOCO_GL=egl)",
+    )
+    parser.add_argument(
+        "--device", default="auto", choices=DEVICES, help="auto: CUDA when present (default: auto)"
+    )
     args = parser.parse_args(argv)
     for name in ("tasks", "rollouts", "budget"):
         value = getattr(args, name)
@@ -323,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         learner, config = untrained_learner(args.untrained, args.init, args.init_seed, device)
     else:
         learner, config = load_run(args.run, device)
+    if args.video:
+        check_video(config.env)
     other = None
     if args.against is not None:
         other = load_run(args.against, device)
@@ -330,11 +337,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(
                 f"--against {args.against} is a {other[1].env} run; this one is {config.env}"
             )
-    task_array = None
     if args.paper_tasks:
         if args.tasks != PAPER_TASKS:
             raise UsageError(f"--paper-tasks are the paper's 40; drop --tasks {args.tasks}")
         task_array = paper_tasks(config.env)
+    else:
+        task_array = new_tasks(config.env, args.tasks, args.seed)
 
     def evaluate(learner: MAML, config: TrainConfig) -> tuple[Tensor, Tensor]:
         return outcomes_after_steps(
@@ -364,6 +372,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plot:
         plot_returns(returns, Path(args.plot), f"{config.env}, {which} test tasks")
         print(f"plot: {args.plot}")
+    if args.video:
+        videos = record_adaptation(
+            Trained(learner, learner.model, config),
+            task_array[0],
+            args.video,
+            args.steps,
+            args.step_sizes or default_step_sizes(config),
+            args.rollouts or default_rollouts(config),
+            args.seed,
+        )
+        for path, total in videos:
+            print(f"video: {path} (return {total:.2f})")
     return 0
 
 

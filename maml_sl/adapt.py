@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,12 +19,13 @@ import numpy as np
 import torch
 
 from maml.errors import UsageError, run_cli
-from maml.runs import DEVICES
+from maml.runs import DEVICES, show_messages
 from maml_sl.data.images import decode
-from maml_sl.evaluate import load_run
 from maml_sl.tasks import ImageFormat
+from maml_sl.trained import load_run
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+log = logging.getLogger(__name__)
 
 
 def read_images(files: Sequence[Path], image: ImageFormat) -> torch.Tensor:
@@ -85,6 +87,13 @@ def predict(
     steps = max(3, config.inner_steps) if steps is None else steps
     if steps < 0:
         raise UsageError(f"--steps must be zero or more, got {steps}")
+    log.info(
+        "adapting on %d images of %d classes (%d steps), then classifying %d images",
+        len(files),
+        len(classes),
+        steps,
+        len(query_files),
+    )
     with torch.no_grad():
         params = learner.adapt(learner.meta_params(), (xs, ys), steps=steps, first_order=True)
         probabilities = learner.functional(params)(xq)[:, : len(classes)].softmax(-1)
@@ -95,14 +104,21 @@ def predict(
     ]
 
 
+@show_messages("maml.runs", log.name)
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m maml_sl.adapt", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m maml_sl.adapt", description=__doc__, allow_abbrev=False
+    )
     parser.add_argument("run", help="a classification run directory")
     parser.add_argument("--support", required=True, help="folder with one sub-folder per class")
     parser.add_argument("--query", required=True, help="folder of images to classify")
-    parser.add_argument("--steps", type=int, help="inner steps (default: 3 or the run's, if more)")
+    parser.add_argument(
+        "--steps", type=int, help="inner steps (default: 3, or the run's if it trained with more)"
+    )
     parser.add_argument("--output", help="CSV file to write (default: standard output)")
-    parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument(
+        "--device", default="auto", choices=DEVICES, help="auto: CUDA when present (default: auto)"
+    )
     args = parser.parse_args(argv)
     rows = predict(args.run, args.support, args.query, args.steps, args.device)
     handle = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115

@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
 from maml.errors import UsageError, run_cli
 from maml.learner import MAML
-from maml.runs import DEVICES, load_learner_state, mean_and_ci95, read_run, resolve_device
-from maml_sl.config import TrainConfig
+from maml.runs import DEVICES, mean_and_ci95, show_messages
 from maml_sl.tasks import TaskSetup
-from maml_sl.trainer import build_learner
+from maml_sl.trained import load_run
 
 # (K, steps) -> (mean, 95% CI half-width, median, tasks whose loss ended above its value before)
 Results = dict[tuple[int, int], tuple[float, float, float, int]]
-
-
-def load_run(run_dir: str | Path, device: str = "auto") -> tuple[MAML, TaskSetup, TrainConfig]:
-    """The trained meta-learner of a run directory, its task family and its configuration."""
-    torch_device = resolve_device(device)
-    config, state = read_run(run_dir, TrainConfig, torch_device)
-    learner, setup = build_learner(config, torch_device)
-    load_learner_state(learner, state, run_dir)
-    return learner, setup, config
 
 
 def evaluate(
@@ -104,23 +93,45 @@ def format_table(results: Results, tasks: int, name: str, percent: bool = False)
     return "\n".join(lines)
 
 
+@show_messages("maml.runs")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m maml_sl.evaluate",
         description="Adapt a trained model on new tasks from the meta-test split and report the "
         "query loss (and accuracy) after each number of inner steps, with the training inner "
         "learning rate (the MAML paper's protocol).",
+        allow_abbrev=False,
     )
     parser.add_argument("run", help="run directory (holds config.toml and checkpoint.pt)")
-    parser.add_argument("--shots", type=int, nargs="+", help="support sizes K (sinusoid: 5 10 20)")
-    parser.add_argument("--ways", type=int, nargs="+", help="classes per task (at most the run's)")
     parser.add_argument(
-        "--steps", type=int, nargs="+", help="inner steps (1 5 10; images 1 3 5 10)"
+        "--shots",
+        type=int,
+        nargs="+",
+        help="support sizes K (default: 5 10 20 for sinusoid, the run's K for images)",
     )
-    parser.add_argument("--tasks", type=int, default=600, help="new tasks per K")
-    parser.add_argument("--query", type=int, help="query examples per task or class")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the test tasks")
-    parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument(
+        "--ways",
+        type=int,
+        nargs="+",
+        help="classes per task, at most the run's (default: the run's)",
+    )
+    parser.add_argument(
+        "--steps", type=int, nargs="+", help="inner steps (default: 1 5 10; images: 1 3 5 10)"
+    )
+    parser.add_argument(
+        "--tasks", type=int, default=600, help="new tasks per K (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--query",
+        type=int,
+        help="query examples per task or class (default: 100 for sinusoid, the run's for images)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=1, help="seed of the test tasks (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--device", default="auto", choices=DEVICES, help="auto: CUDA when present (default: auto)"
+    )
     args = parser.parse_args(argv)
     learner, setup, config = load_run(args.run, args.device)
     if config.task == "sinusoid":
@@ -137,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(format_table(results["loss"], args.tasks, "MSE"))
         return 0
+    print(f"{config.task}: {setup.describe_split()}")
     for ways in args.ways or [config.ways]:
         if not 0 < ways <= config.ways:
             raise UsageError(

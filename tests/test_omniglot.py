@@ -1,5 +1,6 @@
 """Omniglot reading, splitting and episode sampling on a synthetic fixture."""
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -259,7 +260,7 @@ def test_meta_training_on_the_fixture_raises_accuracy_after_adaptation(omniglot_
     assert after > 2 / 5 and after > before + 0.07, (before, after)  # chance is 1/5
 
 
-def test_train_cli_meta_trains_omniglot_and_logs_accuracy(omniglot_dir, tmp_path, capsys):
+def test_train_cli_meta_trains_omniglot_and_logs_accuracy(omniglot_dir, tmp_path, capsys, caplog):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from maml.checkpoint import load_checkpoint
@@ -285,17 +286,19 @@ def test_train_cli_meta_trains_omniglot_and_logs_accuracy(omniglot_dir, tmp_path
         run_cli(evaluate_main, [str(run), "--tasks", "6", "--ways", "3", "2", "--steps", "1", "3"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "3-way" and out[4] == "2-way"
-    assert out[1].startswith("query accuracy (%) on 6 new tasks per K")
-    assert out[3].split()[0] == "1" and len(out[3].split()) == 7  # K, then mean ± CI per step
+    # images_background's 12 characters give 1 (10%) to validation; images_evaluation has 6.
+    assert out[0] == "omniglot: 11 train / 1 val / 6 test characters"
+    assert out[1] == "3-way" and out[5] == "2-way"
+    assert out[2].startswith("query accuracy (%) on 6 new tasks per K")
+    assert out[4].split()[0] == "1" and len(out[4].split()) == 7  # K, then mean ± CI per step
     with pytest.raises(SystemExit) as exit_info:
         run_cli(evaluate_main, [str(run), "--ways", "4"])
     assert exit_info.value.code == 2
     assert "--ways 4: the model was trained 3-way; allowed 1..3" in capsys.readouterr().err
-    check_adapt_on_folders(run, omniglot_dir, tmp_path, capsys)
+    check_adapt_on_folders(run, omniglot_dir, tmp_path, capsys, caplog)
 
 
-def check_adapt_on_folders(run, omniglot_dir, tmp_path, capsys):
+def check_adapt_on_folders(run, omniglot_dir, tmp_path, capsys, caplog):
     from maml.errors import run_cli
     from maml_sl.adapt import main as adapt_main
     from maml_sl.adapt import predict
@@ -309,7 +312,14 @@ def check_adapt_on_folders(run, omniglot_dir, tmp_path, capsys):
         shutil.copy(drawings[0], support / f"my_{name}" / drawings[0].name)
         for drawing in drawings[1:3]:
             shutil.copy(drawing, query / drawing.name)
-    rows = predict(run, support, query, steps=2, device="cpu")
+    capsys.readouterr()
+    with caplog.at_level(logging.INFO):
+        rows = predict(run, support, query, steps=2, device="cpu")
+    assert capsys.readouterr() == ("", "")  # a library call leaves its messages to logging
+    assert f"{run}: trained for 4 of 4 iterations" in caplog.messages
+    assert (
+        "adapting on 3 images of 3 classes (2 steps), then classifying 6 images" in caplog.messages
+    )
     assert [Path(f).name for f, _, _ in rows] == sorted(p.name for p in query.iterdir())
     assert {c for _, c, _ in rows} <= {"my_character01", "my_character02", "my_character03"}
     assert all(1 / 3 <= p <= 1 for _, _, p in rows)
@@ -348,6 +358,11 @@ def check_adapt_on_folders(run, omniglot_dir, tmp_path, capsys):
             ],
         )
     assert exit_info.value.code == 0
+    err = capsys.readouterr().err.splitlines()  # the command shows them
+    assert err[:2] == [
+        f"{run}: trained for 4 of 4 iterations",
+        "adapting on 3 images of 3 classes (3 steps), then classifying 6 images",
+    ]
     lines = out_csv.read_text().splitlines()
     assert lines[0] == "file,class,probability" and len(lines) == 1 + len(rows)
     (support / "my_fourth").mkdir()
