@@ -264,6 +264,7 @@ def test_train_cli_meta_trains_omniglot_and_logs_accuracy(omniglot_dir, tmp_path
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from maml.checkpoint import load_checkpoint
+    from maml.config import read_toml
     from maml.errors import run_cli
     from maml_sl.evaluate import main as evaluate_main
     from tests.test_sinusoid import run_train
@@ -276,6 +277,9 @@ def test_train_cli_meta_trains_omniglot_and_logs_accuracy(omniglot_dir, tmp_path
     args += ["--train-on", "images_background", "--test-on", "images_evaluation"]
     assert run_train(args) == 0
     assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 4
+    assert "11 train / 1 val / 6 test characters" in capsys.readouterr().err
+    split = read_toml(run / "history.toml")["history"][0]["split"]
+    assert split == {"unit": "characters", "train": 11, "val": 1, "test": 6}
     events = EventAccumulator(str(run), size_guidance={"images": 0}).Reload()
     tags = set(events.Tags()["scalars"])
     assert {"losses/query_accuracy_after_adaptation", "val/query_accuracy_after_1_steps"} <= tags

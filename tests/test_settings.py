@@ -3,9 +3,11 @@ messages name what is wrong and what is allowed."""
 
 import pytest
 
-from maml.config import read_toml
+from maml.config import from_dict, read_toml
+from maml.errors import UsageError
 from maml.presets import preset_names
 from maml_rl import train as rl_train
+from maml_rl.config import TrainConfig
 from maml_sl import train as sl_train
 from tests.test_runs import NAVIGATION, SINUSOID, cli
 
@@ -100,3 +102,11 @@ def test_auto_on_resume_keeps_what_the_run_chose(tmp_path):
     chosen = read_toml(run / "config.toml")
     assert cli(rl_train.main, ["--resume", str(run), "--iterations", "2", "--horizon", "auto"]) == 0
     assert read_toml(run / "config.toml") == {**chosen, "iterations": 2}
+
+
+def test_a_settings_file_takes_auto_where_the_run_may_choose():
+    assert from_dict(TrainConfig, {"horizon": "auto"}, "file").horizon is None
+    with pytest.raises(UsageError, match='horizon = .long. is a str; expected a int or "auto"'):
+        from_dict(TrainConfig, {"horizon": "long"}, "file")
+    with pytest.raises(UsageError, match="expected a int$"):
+        from_dict(TrainConfig, {"meta_batch": "auto"}, "file")
