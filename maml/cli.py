@@ -15,8 +15,9 @@ from maml.config import AUTO, add_arguments, from_dict, optional_fields, read_to
 from maml.distributed import world_size
 from maml.errors import UsageError
 from maml.presets import has_preset, preset_names, read_preset
+from maml.run_folder import remove_if_unused
 from maml.run_loop import Stopped
-from maml.runs import check_front_end, new_run_dir
+from maml.runs import new_run_dir, read_run_config
 
 C = TypeVar("C")
 
@@ -55,19 +56,11 @@ def parse_train_args(
         if run_dir is not None:
             raise UsageError("--resume DIR continues in DIR; do not also give --run-dir")
         run_path = Path(resume)
-        config_path = run_path / "config.toml"
-        if not config_path.is_file():
-            raise UsageError(f"--resume {resume}: no run there ({config_path} missing)")
-        values = read_toml(config_path)
-        check_front_end(values, cls, run_path, "train")
-        before = from_dict(cls, values, str(config_path))
-        # auto for a setting the run has chosen keeps its choice; a resumable one chooses again
-        keep = optional_fields(cls) - set(resumable(cls))
-        given = {**file_values, **flags}
-        given = {k: v for k, v in given.items() if k not in keep or v not in (None, AUTO)}
-        config = resolve_config(cls, given, None, dataclasses.asdict(before), str(config_path))
-        _check_resume(before, config, run_path)
-        return config, run_path, True
+        if not (run_path / "config.toml").is_file():
+            raise UsageError(
+                f"--resume {resume}: no run there ({run_path / 'config.toml'} missing)"
+            )
+        return _resumed(cls, run_path, {**file_values, **flags}), run_path, True
     name = flags.get(name_field, file_values.get(name_field, getattr(cls, name_field)))
     from_dict(cls, {name_field: name}, "command line")  # an unknown name: the allowed ones
     # Every task and env has a preset: a missing one is an error, never the bare defaults.
@@ -80,12 +73,23 @@ def parse_train_args(
     if (run_path / "checkpoint.pt").exists():
         if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0:
             # torchrun restarted the ranks after a failure: continue the run.
-            before = from_dict(cls, read_toml(run_path / "config.toml"), str(run_path))
-            _check_resume(before, config, run_path)
-            return config, run_path, True
+            return _resumed(cls, run_path, {**file_values, **flags}), run_path, True
         raise UsageError(f"--run-dir {run_path} holds a run already; use --resume {run_path}")
     run_path.mkdir(parents=True, exist_ok=True)
     return config, run_path, False
+
+
+def _resumed(cls: type[C], run_path: Path, given: dict[str, Any]) -> C:
+    """The settings of the run in ``run_path`` with the ``given`` ones over them, refused by name
+    where they would change what it trains."""
+    before = read_run_config(run_path, cls, "train")
+    # auto for a setting the run has chosen keeps its choice; a resumable one chooses again
+    keep = optional_fields(cls) - set(resumable(cls))
+    given = {k: v for k, v in given.items() if k not in keep or v not in (None, AUTO)}
+    source = str(run_path / "config.toml")
+    config = resolve_config(cls, given, None, dataclasses.asdict(before), source)
+    _check_resume(before, config, run_path)
+    return config
 
 
 def _torchrun_run_dir(name: str) -> Path:
@@ -172,17 +176,17 @@ def run_training(
     except Stopped as stopped:
         return 128 + stopped.signum
     except KeyboardInterrupt:  # before training started: nothing to keep
-        _remove_if_empty(run_dir)
+        _remove_if_unused(run_dir)
         print("stopped before training started", file=sys.stderr)
         return 128 + signal.SIGINT
     except Exception:
-        _remove_if_empty(run_dir)
+        _remove_if_unused(run_dir)
         raise
     if os.environ.get("RANK", "0") == "0":
         print(f"done: {run_dir}")
     return 0
 
 
-def _remove_if_empty(run_dir: Path) -> None:
-    if run_dir.is_dir() and not any(run_dir.iterdir()):
-        run_dir.rmdir()
+def _remove_if_unused(run_dir: Path) -> None:
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 owns the folder
+        remove_if_unused(run_dir)

@@ -35,5 +35,7 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
     except OSError as error:  # the file system's (a full disk, a folder that cannot be made)
         if speak:
             print(f"error: {error}", file=sys.stderr)
+        else:
+            time.sleep(QUIET_RANK_GRACE)
         code = 1
     sys.exit(code or 0)

@@ -49,10 +49,12 @@ def write_atomic(path: str | Path, data: bytes | memoryview | str) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         _sync_folder(path.parent)
-    except OSError as error:
+    except BaseException as error:  # a second Ctrl-C mid-write too: no .tmp stays behind
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        raise WriteError(f"could not write {path}: {_cause(error)}") from None
+        if isinstance(error, OSError):
+            raise WriteError(f"could not write {path}: {_cause(error)}") from None
+        raise
 
 
 def append_atomic(path: str | Path, text: str) -> None:
@@ -120,6 +122,24 @@ class RunLock:
             self._handle = None
 
 
+def remove_if_unused(run_dir: str | Path) -> None:
+    """Remove ``run_dir`` if it holds nothing, or nothing but a lock no process holds (a start
+    that failed before writing anything); leave it otherwise, and on any error."""
+    run_dir = Path(run_dir)
+    with contextlib.suppress(OSError):
+        names = [entry.name for entry in run_dir.iterdir()]
+        if names == [LOCK]:
+            handle = os.open(run_dir / LOCK, os.O_RDWR)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # not while another holds it
+                (run_dir / LOCK).unlink()
+            finally:
+                os.close(handle)
+        elif names:
+            return
+        run_dir.rmdir()
+
+
 class _EventFile:
     """An event file written in the caller's thread (TensorBoard's own writer writes in a
     thread of its own, whose failure prints a traceback and surfaces later, elsewhere)."""
@@ -136,8 +156,14 @@ class _EventFile:
         self._handle = self._attempt(lambda: self.path.open("wb"))
         self._records = RecordWriter(self._handle)
         self._flushed = time.monotonic()
-        self.add_event(Event(wall_time=time.time(), file_version="brain.Event:2"))
-        self.flush()
+        try:
+            self.add_event(Event(wall_time=time.time(), file_version="brain.Event:2"))
+            self.flush()
+        except WriteError:  # not even the header: no empty events file stays
+            self.close()
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            raise
 
     def _attempt(self, write):
         try:
@@ -158,10 +184,12 @@ class _EventFile:
         self._flushed = time.monotonic()
 
     def close(self) -> None:
-        if not self._handle.closed:
-            try:
-                self.flush()
-            finally:
+        if self._handle.closed:
+            return
+        try:
+            self.flush()
+        finally:
+            with contextlib.suppress(OSError):  # what did not flush is reported above
                 self._handle.close()
 
 
@@ -177,6 +205,12 @@ class EventWriter(SummaryWriter):
     ``purge_step`` (as TensorBoard's) hides the events that earlier writers logged at that
     step and later: a resumed run logs them again.
     """
+
+    def close(self) -> None:
+        """Flush and close the event file; it is closed even when the flush fails."""
+        writers, self.file_writer, self.all_writers = self.all_writers, None, None
+        for writer in (writers or {}).values():
+            writer.close()  # ours flushes first
 
     def _get_file_writer(self) -> FileWriter:
         if self.all_writers is None or self.file_writer is None:

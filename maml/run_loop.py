@@ -143,22 +143,22 @@ def train(
     ranks, device = distributed.start(config.device, config.meta_batch)
     threads = config.threads or default_threads()
     config = dataclasses.replace(config, device=device.type, threads=threads)
-    with distributed.group(ranks), fixed_threads(threads):
-        return run(build(config, device, ranks), run_dir, resume, ranks)
+    # Rank 0 holds the folder's lock before the front end loads anything (its data, say).
+    lock = RunLock(run_dir) if ranks.main else nullcontext()
+    with distributed.group(ranks), fixed_threads(threads), lock:
+        front = build(config, device, ranks)
+        try:
+            return run(front, run_dir, resume, ranks)
+        finally:
+            front.close()
 
 
 def run(front: FrontEnd, run_dir: Path, resume: bool, ranks: Ranks = ONE_PROCESS) -> Path:
     """Train ``front`` for its ``config.iterations`` in ``run_dir`` (or continue the run there).
 
-    Every rank loads the checkpoint; rank 0 alone holds the folder's lock, writes the run's files
-    and shows progress.
+    Every rank loads the checkpoint; rank 0 alone writes the run's files and shows progress. The
+    caller holds the folder's lock (:func:`train` does) and closes ``front``.
     """
-    main = ranks.main
-    with RunLock(run_dir) if main else nullcontext():
-        return _run(front, run_dir, resume, ranks)
-
-
-def _run(front: FrontEnd, run_dir: Path, resume: bool, ranks: Ranks) -> Path:
     config, main = front.config, ranks.main
     iterations = config.iterations
     path = run_dir / CHECKPOINT
@@ -176,7 +176,6 @@ def _run(front: FrontEnd, run_dir: Path, resume: bool, ranks: Ranks) -> Path:
                 f"{run_dir} has done {start} iterations already; --resume {run_dir} "
                 f"--iterations N (more than {start}) continues it"
             )
-        front.close()
         return path
     if main:
         _record_start(config, run_dir, resume, ranks, front.facts())
@@ -211,7 +210,9 @@ def _run(front: FrontEnd, run_dir: Path, resume: bool, ranks: Ranks) -> Path:
                 checkpoint(0)
                 if writer is not None:
                     _log_settings(writer, config, front.metrics())
-                front.snapshot(writer, start)  # a resumed run drew it when it stopped
+                # Not on resume: a run that stopped drew it then (a killed one has its last
+                # periodic figure), and a second figure at one step would show twice.
+                front.snapshot(writer, start)
             if main:
                 where = f" on {ranks.world} ranks" if ranks.world > 1 else ""
                 progress.write(f"run {run_dir}{where}: {front.describe()}", file=sys.stderr)
@@ -266,8 +267,6 @@ def _run(front: FrontEnd, run_dir: Path, resume: bool, ranks: Ranks) -> Path:
         except WriteError:
             if not failed:  # else the error that stopped the run is the one to report
                 raise
-        finally:
-            front.close()
     return path
 
 

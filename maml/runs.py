@@ -36,6 +36,21 @@ def check_front_end(values: dict[str, Any], cls: type, run_dir: Path, command: s
             raise UsageError(f"{run_dir} is {kind}: use python -m {package}.{command}{extra}")
 
 
+def read_run_config(run_dir: str | Path, cls: type[C], command: str) -> C:
+    """A run folder's ``config.toml`` as ``cls``; another front end's run is refused, naming the
+    ``command`` (train, evaluate) that takes it."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.toml"
+    if not config_path.is_file():
+        raise UsageError(f"{run_dir} is not a run directory ({config_path} missing)")
+    values = read_toml(config_path)
+    check_front_end(values, cls, run_dir, command)
+    # A 0 for these in a run's file meant auto (files that predate the word).
+    zeros = getattr(cls, "ZERO_MEANT_AUTO", ())
+    values = {k: None if k in zeros and v == 0 else v for k, v in values.items()}
+    return from_dict(cls, values, str(config_path))
+
+
 def new_run_dir(name: str, root: str | Path = "runs") -> Path:
     """Create ``root/<name>-<timestamp>`` (with a suffix if that exists already)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -64,12 +79,7 @@ def read_run(run_dir: str | Path, cls: type[C], device: torch.device) -> tuple[C
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"run directory {run_dir} does not exist")
-    config_path = run_dir / "config.toml"
-    if not config_path.is_file():
-        raise UsageError(f"{run_dir} is not a run directory ({config_path} missing)")
-    values = read_toml(config_path)
-    check_front_end(values, cls, run_dir, "evaluate")
-    config = from_dict(cls, values, str(config_path))
+    config = read_run_config(run_dir, cls, "evaluate")
     state = load_checkpoint(run_dir / "checkpoint.pt", map_location=device)
     total = getattr(config, "iterations", None)
     log.info("%s: trained for %s of %s iterations", run_dir, state["iteration"], total)

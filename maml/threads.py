@@ -20,6 +20,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import field
+from typing import Any
 
 import torch
 
@@ -44,6 +46,31 @@ def cpu_seconds() -> tuple[float, float]:
         fields = own.read().rsplit(")", 1)[1].split()
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
     return busy / tick, (utime + stime) / tick
+
+
+def threads_field() -> Any:
+    """The trainers' ``--threads`` setting (a dataclass field; None is auto)."""
+    return field(
+        default=None,
+        metadata={
+            "help": "torch CPU threads for the whole run (auto: OMP_NUM_THREADS, else this "
+            "rank's cores); kept on resume, since another count rounds differently",
+            "positive": True,
+            "resumable": True,
+        },
+    )
+
+
+def follow_load_field() -> Any:
+    """The trainers' ``--follow-load`` setting (a dataclass field)."""
+    return field(
+        default=False,
+        metadata={
+            "help": "resize torch's threads to the cores other processes leave idle, re-measured "
+            "every 2 s (faster beside other jobs, but the results then depend on the load)",
+            "resumable": True,
+        },
+    )
 
 
 def default_threads() -> int:
@@ -103,6 +130,11 @@ class ThreadBudget:
         self.threads = self.most
         self.interval = interval
         self.enabled = _available() if enabled is None else enabled
+        if self.enabled and read is None and not _available():
+            raise UsageError(
+                "--follow-load measures the load from /proc/stat, which this system does not "
+                "have; leave it out"
+            )
         self._read = read or cpu_seconds
         self._clock = clock
         self._last = (clock(), *self._read()) if self.enabled else None

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from envs import family_class
 from envs.mujoco_task import MujocoTaskEnv
 from maml.runs import DEVICES
+from maml.threads import follow_load_field, threads_field
 from maml_rl.fisher import SUBSAMPLES
 from maml_rl.meta_update import META_STEPS
 from maml_rl.policies import INITS
@@ -22,6 +24,14 @@ def _f(default, help: str, **meta):
 @dataclass
 class TrainConfig:
     """Everything that defines an RL meta-training run; written to ``config.toml``."""
+
+    # A run's config.toml may say 0 for these: it meant auto (read_run_config).
+    ZERO_MEANT_AUTO: ClassVar[tuple[str, ...]] = (
+        "horizon",
+        "frame_skip",
+        "fisher_fraction",
+        "nthread",
+    )
 
     env: str = _f("halfcheetah-vel", "task family", choices=ENV_NAMES)
     iterations: int = _f(500, "meta-iterations (TRPO updates)", positive=True, resumable=True)
@@ -97,19 +107,8 @@ class TrainConfig:
         positive=True,
         resumable=True,
     )
-    threads: int | None = _f(
-        None,
-        "torch CPU threads for the whole run (auto: OMP_NUM_THREADS, else this rank's cores); "
-        "kept on resume, since another count rounds differently",
-        positive=True,
-        resumable=True,
-    )
-    follow_load: bool = _f(
-        False,
-        "resize torch's threads to the cores other processes leave idle, re-measured every 2 s "
-        "(faster beside other jobs, but the results then depend on the machine's load)",
-        resumable=True,
-    )
+    threads: int | None = threads_field()
+    follow_load: bool = follow_load_field()
     checkpoint_every: int = _f(10, "iterations between checkpoints", positive=True, resumable=True)
     val_every: int = _f(
         50,

@@ -95,7 +95,7 @@ def default_step_sizes(config: TrainConfig) -> list[float]:
 
 
 def episode_horizon(config: TrainConfig) -> int:
-    """The run's episode length: its own, or its family's where it kept the default (0)."""
+    """The run's episode length: its own, or its family's where it is auto."""
     return config.horizon or family_class(config.env).horizon
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -11,21 +10,11 @@ from torch import Tensor, nn
 
 from envs import BatchedTaskEnv
 from maml.inner_loop import Params
+from maml.threads import fixed_threads
 from maml_rl.episodes import Episodes
 
 # What a sampling gathers per task: whole episodes, or a step budget as rllab's sampler did.
 SAMPLINGS = ("episodes", "steps")
-
-
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run with ``count`` intra-op threads: MuJoCo's rollout threads need the cores meanwhile."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class Sampler:
@@ -70,7 +59,7 @@ class Sampler:
             **(env_kwargs or {}),
         )
         self.horizon = self.env.horizon
-        self._action_box = _box_rescaling(self.env.single_action_space)
+        self._action_box = box_rescaling(self.env.single_action_space)
         self.threads = torch_threads_while_sampling
         self.steps_taken = 0
 
@@ -117,7 +106,7 @@ class Sampler:
         generator = torch.Generator().manual_seed(seed)
         columns: dict[str, list[Tensor]] = {k: [] for k in ("obs", "act", "rew", "mask", "out")}
         first = self.share.start * rollouts  # copy i of the whole batch resets from seed + i
-        with torch_threads(self.threads), torch.no_grad():
+        with fixed_threads(self.threads), torch.no_grad():
             obs, _ = self.env.reset(seed=[seed + first + i for i in range(tasks * rollouts)])
             alive = np.ones(tasks * rollouts, dtype=bool)
             for _ in range(horizon):
@@ -173,7 +162,7 @@ class Sampler:
         stop = np.full(tasks, -1)  # the time step at which each task's budget was met
         ends: list[tuple[int, int, int]] = []  # (lane, last time step, length) of kept episodes
         first = self.share.start * rollouts
-        with torch_threads(self.threads), torch.no_grad():
+        with fixed_threads(self.threads), torch.no_grad():
             obs, _ = self.env.reset(seed=[seed + first + i for i in range(lanes)])
             t = 0
             while (stop < 0).any():
@@ -233,7 +222,7 @@ class Sampler:
         rows: dict[str, list[Tensor]] = {k: [] for k in ("obs", "act", "rew", "out")}
         row_of: list[np.ndarray] = []  # per time step, each lane's row in ``rows`` (-1: idle)
         count = 0
-        with torch_threads(self.threads), torch.no_grad():
+        with fixed_threads(self.threads), torch.no_grad():
             obs = np.zeros((lanes, *self.env.single_observation_space.shape))
             # One row of outputs, for the shape of an episode's noise: (horizon, ...).
             template = outputs_of(torch.zeros(tasks, self.rollouts, obs.shape[-1]))[0, :1]
@@ -368,7 +357,7 @@ def _masked_episodes(take: Callable[[str], Tensor], mask: Tensor) -> Episodes:
     )
 
 
-def _box_rescaling(space) -> tuple[np.ndarray, ...] | None:
+def box_rescaling(space) -> tuple[np.ndarray, ...] | None:
     """Center, half-width, low and high (float64) of a Box with finite bounds, mapping [-1, 1]
     onto it; None where the space is discrete or a bound is infinite."""
     low, high = getattr(space, "low", None), getattr(space, "high", None)

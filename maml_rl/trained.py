@@ -21,7 +21,7 @@ from maml_rl.config import TrainConfig
 from maml_rl.episodes import Episodes, with_advantages
 from maml_rl.losses import reinforce_loss
 from maml_rl.policies import CategoricalPolicy, GaussianPolicy
-from maml_rl.sampler import _box_rescaling
+from maml_rl.sampler import box_rescaling
 from maml_rl.trainer import build_learner, make_sampler
 
 
@@ -173,7 +173,7 @@ def act(
     action = action[0].cpu().numpy()
     if isinstance(action_space, spaces.Discrete):
         return int(action)
-    box = _box_rescaling(action_space)
+    box = box_rescaling(action_space)
     if box is None:
         return action.astype(np.float64)
     center, half, low, high = box

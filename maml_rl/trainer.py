@@ -50,22 +50,26 @@ def check_config(config: TrainConfig) -> None:
 
 
 def resolved(config: TrainConfig, device: torch.device) -> TrainConfig:
-    """``config`` with every ``auto`` replaced by what the run uses (written to config.toml):
-    the family's horizon and frame skip, the device's Fisher fraction, MuJoCo's threads."""
+    """``config`` with the ``auto`` settings that decide what a run trains replaced by what it
+    uses (written to config.toml): the family's horizon and frame skip, the device's Fisher
+    fraction. MuJoCo's threads, which change only the speed, are chosen at each start
+    (:func:`mujoco_threads`, in history.toml)."""
     check_config(config)
     family = family_class(config.env)
-    mujoco = issubclass(family, MujocoTaskEnv)
     frame_skip = config.frame_skip
-    if mujoco and frame_skip is None:
+    if issubclass(family, MujocoTaskEnv) and frame_skip is None:
         frame_skip = inspect.signature(family).parameters["frame_skip"].default
-    nthread = config.nthread or distributed.cores_per_rank() or len(os.sched_getaffinity(0))
     return dataclasses.replace(
         config,
         horizon=config.horizon or family.horizon,
         frame_skip=frame_skip,
         fisher_fraction=config.fisher_fraction or default_fisher_fraction(device),
-        nthread=nthread if mujoco else None,
     )
+
+
+def mujoco_threads(config: TrainConfig) -> int:
+    """The MuJoCo rollout threads of a sampler: ``--nthread``, else this rank's cores."""
+    return config.nthread or distributed.cores_per_rank() or len(os.sched_getaffinity(0))
 
 
 def default_fisher_fraction(device: torch.device) -> float:
@@ -120,7 +124,7 @@ def make_sampler(config: TrainConfig, tasks: slice | None = None) -> Sampler:
         config.meta_batch,
         config.rollouts,
         horizon=config.horizon,
-        nthread=config.nthread or distributed.cores_per_rank(),
+        nthread=mujoco_threads(config),
         env_kwargs=None if config.frame_skip is None else {"frame_skip": config.frame_skip},
         tasks=tasks,
     )
@@ -206,7 +210,9 @@ class RLTrainer:
         )
 
     def facts(self) -> dict[str, Any]:
-        return {}
+        if not issubclass(family_class(self.config.env), MujocoTaskEnv):
+            return {}
+        return {"mujoco_threads": mujoco_threads(self.config)}
 
     def state_dict(self) -> dict[str, Any]:
         # Everything random derives from (seed, iteration): the learner is the whole state.

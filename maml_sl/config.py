@@ -8,6 +8,7 @@ from maml.errors import UsageError
 from maml.inner_lr import LEARNED_LR_MODES
 from maml.paths import PATHS
 from maml.runs import DEVICES
+from maml.threads import follow_load_field, threads_field
 
 TASK_NAMES = ("sinusoid", "omniglot", "miniimagenet")
 
@@ -63,19 +64,8 @@ class TrainConfig:
         "test classes stay the same for every training seed",
     )
     device: str = _f("auto", "device for the meta-learner", choices=DEVICES, resumable=True)
-    threads: int | None = _f(
-        None,
-        "torch CPU threads for the whole run (auto: OMP_NUM_THREADS, else this rank's cores); "
-        "kept on resume, since another count rounds differently",
-        positive=True,
-        resumable=True,
-    )
-    follow_load: bool = _f(
-        False,
-        "resize torch's threads to the cores other processes leave idle, re-measured every 2 s "
-        "(faster beside other jobs, but the results then depend on the machine's load)",
-        resumable=True,
-    )
+    threads: int | None = threads_field()
+    follow_load: bool = follow_load_field()
     log_every: int = _f(100, "iterations between training scalars", positive=True, resumable=True)
     val_every: int = _f(1_000, "iterations between meta-validations", positive=True, resumable=True)
     val_tasks: int = _f(100, "fixed held-out tasks for meta-validation", positive=True)

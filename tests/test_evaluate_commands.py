@@ -126,3 +126,13 @@ def test_video_records_the_policy_before_and_after_each_inner_step(rl_runs, tmp_
     for video in videos:
         assert video.read_bytes()[4:8] == b"ftyp"  # an MP4 file
         assert f"video: {video} (return " in done.stdout
+
+
+def test_video_of_navigation_needs_no_opengl(rl_runs, tmp_path, capsys):
+    pytest.importorskip("moviepy", reason="--video needs moviepy (the [video] extra)")
+    folder = tmp_path / "videos"
+    args = [str(rl_runs["navigation-2d"]), *EVALUATE, "--video", str(folder)]
+    assert cli(rl_evaluate.main, args) == 0
+    videos = sorted(path.name for path in folder.iterdir())
+    assert len(videos) == 2 and all(name.endswith(".mp4") for name in videos)
+    assert [name.rsplit("_", 1)[1] for name in videos] == ["0.mp4", "1.mp4"]

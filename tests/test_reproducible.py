@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from maml.checkpoint import load_checkpoint
 from maml.config import read_toml
@@ -94,3 +95,6 @@ def test_a_resume_keeps_the_runs_thread_count(tmp_path, threads):
     history = read_toml(run / "history.toml")["history"]
     assert [h["threads"] for h in history] == [threads, threads]
     assert read_toml(run / "config.toml")["threads"] == threads
+    # What torch computed with, in each process: the first iteration of each logs it.
+    events = EventAccumulator(str(run)).Reload().Scalars("charts/torch_threads")
+    assert [(e.step, e.value) for e in events] == [(1, threads), (2, threads)]

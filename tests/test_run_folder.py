@@ -3,6 +3,7 @@ a failed write is one line that leaves the last good files and nothing else."""
 
 import errno
 import io
+import os
 import pathlib
 import resource
 import signal
@@ -10,14 +11,14 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from maml.checkpoint import load_checkpoint
-from maml.config import read_toml
 from maml.errors import run_cli
+from maml.run_folder import EventWriter, RunLock, WriteError, remove_if_unused, write_atomic
 from maml_rl import train as rl_train
 from maml_sl import train as sl_train
+from maml_sl.trainer import SupervisedTrainer
 from tests.test_runs import NAVIGATION, SINUSOID, SLOW, cli, finish, start
 
 FAST = [*SINUSOID[2:], "--log-every", "1", "--val-every", "2"]
@@ -41,7 +42,6 @@ def test_every_step_is_logged_once_across_stops_and_resumes(tmp_path):
 
 
 def test_steps_logged_after_the_last_checkpoint_of_a_failed_run_are_replaced(tmp_path, monkeypatch):
-    from maml_sl.trainer import SupervisedTrainer
 
     real = SupervisedTrainer.iteration
 
@@ -216,12 +216,43 @@ def test_a_file_size_limit_is_one_line_and_the_run_resumes_after(tmp_path):
     assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 3
 
 
-def test_the_checkpoint_of_a_resumed_run_loads_with_its_config(tmp_path):
-    run = tmp_path / "run"
-    assert cli(sl_train.main, [*FAST, "--iterations", "1", "--run-dir", str(run)]) == 0
-    state = load_checkpoint(run / "checkpoint.pt")
-    assert state["config"]["threads"] == read_toml(run / "config.toml")["threads"]
-    assert all(torch.isfinite(v).all() for v in state["learner"].values())
+def test_an_interrupted_write_leaves_the_old_file_and_no_temporary_one(tmp_path, monkeypatch):
+    path = tmp_path / "config.toml"
+    write_atomic(path, "old = 1\n")
+
+    def interrupted(handle):
+        raise KeyboardInterrupt  # a second Ctrl-C in the middle of the write
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(path, "new = 2\n")
+    assert path.read_text() == "old = 1\n" and not list(tmp_path.glob("*.tmp"))
+
+
+def test_an_event_file_whose_first_write_fails_is_not_left_behind(tmp_path, monkeypatch):
+    real = pathlib.Path.open
+
+    def open_(path, mode="r", *args, **kwargs):
+        handle = real(path, mode, *args, **kwargs)
+        return FailingFile(handle, 0) if path.name.startswith("events.out") else handle
+
+    monkeypatch.setattr(pathlib.Path, "open", open_)
+    with pytest.raises(WriteError, match="No space left on device"):
+        EventWriter(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_start_that_failed_leaves_no_folder_but_a_held_lock_stays(tmp_path):
+    unused, held = tmp_path / "unused", tmp_path / "held"
+    for folder in (unused, held):
+        folder.mkdir()
+        with RunLock(folder):
+            pass
+    remove_if_unused(unused)
+    assert not unused.exists()
+    with RunLock(held):
+        remove_if_unused(held)  # another process's run that has only started
+        assert (held / "lock").exists()
 
 
 def test_run_cli_turns_a_file_system_error_into_one_line(capsys):

@@ -3,9 +3,11 @@ messages name what is wrong and what is allowed."""
 
 import pytest
 
+from maml.cli import parse_train_args
 from maml.config import from_dict, read_toml
 from maml.errors import UsageError
 from maml.presets import preset_names
+from maml.runs import read_run_config
 from maml_rl import train as rl_train
 from maml_rl.config import TrainConfig
 from maml_sl import train as sl_train
@@ -22,8 +24,11 @@ def test_an_rl_run_records_the_values_it_chose_for_auto(tmp_path):
     config = read_toml(run / "config.toml")
     assert config["frame_skip"] == 1  # the preset's, never Gymnasium's 5
     assert config["horizon"] == 5 and config["fisher_fraction"] == 0.2
-    assert config["device"] == "cpu" and config["threads"] >= 1 and config["nthread"] >= 1
+    assert config["device"] == "cpu" and config["threads"] >= 1
     assert "auto" not in (run / "config.toml").read_text()
+    # MuJoCo's threads change only the speed: chosen at each start, recorded in the history.
+    assert "nthread" not in config
+    assert read_toml(run / "history.toml")["history"][0]["mujoco_threads"] >= 1
     nav = tmp_path / "nav"
     assert cli(rl_train.main, [*NAVIGATION, "--iterations", "1", "--run-dir", str(nav)]) == 0
     config = read_toml(nav / "config.toml")
@@ -110,3 +115,29 @@ def test_a_settings_file_takes_auto_where_the_run_may_choose():
         from_dict(TrainConfig, {"horizon": "long"}, "file")
     with pytest.raises(UsageError, match="expected a int$"):
         from_dict(TrainConfig, {"meta_batch": "auto"}, "file")
+
+
+def test_a_runs_file_that_says_0_for_auto_still_resumes_and_evaluates(tmp_path):
+    run = tmp_path / "run"
+    assert cli(rl_train.main, [*CHEETAH, "--iterations", "1", "--run-dir", str(run)]) == 0
+    text = (run / "config.toml").read_text().replace("frame_skip = 1", "frame_skip = 0")
+    (run / "config.toml").write_text(text.replace("horizon = 5", "horizon = 0"))
+    config = read_run_config(run, TrainConfig, "evaluate")
+    assert config.frame_skip is None and config.horizon is None
+    with pytest.raises(UsageError, match="--horizon must be positive or auto, got 0"):
+        from_dict(TrainConfig, {"horizon": 0}, "file")  # a user's 0 is still refused
+    assert cli(rl_train.main, ["--resume", str(run), "--iterations", "2"]) == 0
+    resolved = read_toml(run / "config.toml")
+    assert (resolved["horizon"], resolved["frame_skip"]) == (200, 5)  # the env's: what 0 meant
+
+
+def test_a_torchrun_restart_resumes_an_rl_run_whose_settings_were_auto(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    args = ["--env", "navigation-2d", "--meta-batch", "2", "--rollouts", "2", "--hidden", "8"]
+    args += ["--device", "cpu", "--val-every", "0", "--iterations", "2", "--run-dir", str(run)]
+    assert cli(rl_train.main, [*args[:-4], "--iterations", "1", "--run-dir", str(run)]) == 0
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    config, path, resume = parse_train_args(args, TrainConfig, "train", "", "env")
+    assert resume and path == run
+    assert (config.horizon, config.fisher_fraction) == (100, 0.2)  # what the run chose

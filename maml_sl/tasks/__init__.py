@@ -82,7 +82,7 @@ def _omniglot(config: TrainConfig, device: torch.device) -> TaskSetup:
     )
     model = conv4(1, config.ways, filters=config.filters, pool="stride", image_size=IMAGE_SIZE)
     return _image_task(
-        config, device, parts, model, ImageFormat(IMAGE_SIZE, "L", invert=True), "characters"
+        config, device, parts, model, ImageFormat(IMAGE_SIZE, "L", invert=True), "characters", True
     )
 
 
@@ -98,14 +98,17 @@ def _miniimagenet(config: TrainConfig, device: torch.device) -> TaskSetup:
     parts = {split: load_miniimagenet(config.data, split, cache_dir=cache) for split in SPLITS}
     check_disjoint(parts)
     model = conv4(3, config.ways, filters=config.filters, pool="max", image_size=IMAGE_SIZE)
-    return _image_task(config, device, parts, model, ImageFormat(IMAGE_SIZE, "RGB"), "classes")
+    return _image_task(
+        config, device, parts, model, ImageFormat(IMAGE_SIZE, "RGB"), "classes", False
+    )
 
 
-def _image_task(config, device, parts, model, image: ImageFormat, unit: str) -> TaskSetup:
-    """N-way K-shot classification on the train/val/test class splits ``parts``: Omniglot's
-    characters (``unit``), each rotated by 0/90/180/270 degrees a class of its own, or plain
-    classes."""
-    rotations = unit == "characters"
+def _image_task(
+    config, device, parts, model, image: ImageFormat, unit: str, rotations: bool
+) -> TaskSetup:
+    """N-way K-shot classification on the train/val/test splits ``parts`` of what ``unit``
+    names (characters, classes); with ``rotations`` each one rotated by 0/90/180/270 degrees is
+    a class of its own (Omniglot, as in the MAML paper)."""
     from maml_sl.plots import episode_figure
     from maml_sl.tasks.fewshot import FewShotTasks
 
