@@ -94,6 +94,7 @@ def test_video_of_a_family_without_frames_is_one_line(rl_runs, tmp_path, monkeyp
     )
 
 
+@pytest.mark.slow
 def test_video_records_the_policy_before_and_after_each_inner_step(rl_runs, tmp_path):
     pytest.importorskip("moviepy", reason="--video needs moviepy (the [video] extra)")
     # Rendering needs an OpenGL backend; which one works is found by trying, in a process of its

@@ -24,6 +24,7 @@ OMNIGLOT += ["--inner-lr", "0.4", "--train-on", "images_background", "--device",
 OMNIGLOT += ["--test-on", "images_evaluation", "--checkpoint-every", "100000"]
 NAVIGATION = ["-m", "maml_rl.train", "--env", "navigation-2d", "--meta-batch", "8"]
 NAVIGATION += ["--rollouts", "8", "--val-every", "0", "--device", "cpu", "--seed", "5"]
+pytestmark = pytest.mark.slow  # trainings in processes of their own, beside a busy one
 # The default thread count, as a user's run gets it (not one the test machine's shell chose).
 ENV = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
 

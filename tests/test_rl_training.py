@@ -158,6 +158,7 @@ def test_a_rejected_step_leaves_the_policy_unchanged():
     sampler.close()
 
 
+@pytest.mark.slow
 def test_short_meta_training_on_navigation_learns_to_adapt(tmp_path):
     run = tmp_path / "nav"
     args = ["--env", "navigation-2d", "--meta-batch", "10", "--rollouts", "10", "--hidden", "32"]

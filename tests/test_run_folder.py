@@ -61,6 +61,7 @@ def test_steps_logged_after_the_last_checkpoint_of_a_failed_run_are_replaced(tmp
     assert steps(run, "losses/meta_loss") == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
 def test_a_second_process_on_a_run_folder_is_refused_until_the_first_is_gone(tmp_path, capsys):
     run = tmp_path / "run"
     process, _ = start(SLOW, run)
@@ -192,6 +193,7 @@ def test_events_that_cannot_be_written_stop_the_run_in_one_line(tmp_path, monkey
     assert load_checkpoint(run / "checkpoint.pt")["iteration"] >= 1
 
 
+@pytest.mark.slow
 def test_a_file_size_limit_is_one_line_and_the_run_resumes_after(tmp_path):
     # A real failing write (EFBIG past RLIMIT_FSIZE) in a process of its own.
     run = tmp_path / "run"

@@ -54,6 +54,7 @@ def cli(main, args):
     return exit_info.value.code
 
 
+@pytest.mark.slow
 def test_a_run_killed_before_its_first_periodic_checkpoint_resumes(tmp_path):
     run = tmp_path / "run"
     process, _ = start(SINUSOID, run)
@@ -77,6 +78,7 @@ def test_a_run_stopped_while_starting_resumes_from_the_beginning(tmp_path, capsy
     assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_one_signal_stops_after_the_iteration_with_a_checkpoint(tmp_path, sig, status):
     run = tmp_path / "run"
@@ -93,6 +95,7 @@ def test_one_signal_stops_after_the_iteration_with_a_checkpoint(tmp_path, sig, s
     assert load_checkpoint(run / "checkpoint.pt")["iteration"] == stopped + 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_second_signal_stops_at_once_and_the_run_resumes(tmp_path, sig, status):
     run = tmp_path / "run"
@@ -137,6 +140,7 @@ def test_a_second_signal_turned_into_another_error_still_stops_at_once(
     assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 0
 
 
+@pytest.mark.slow
 def test_rl_ctrl_c_leaves_a_resumable_run(tmp_path):
     run = tmp_path / "run"
     process, _ = start(["-m", "maml_rl.train", *NAVIGATION, "--checkpoint-every", "100000"], run)

@@ -126,6 +126,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_state(tmp_path, monkeypat
     assert all(torch.isfinite(t).all() for t in state["learner"].values())
 
 
+@pytest.mark.slow
 def test_short_meta_training_makes_adaptation_help(tmp_path):
     run = tmp_path / "run"
     args = ["--iterations", "1000", "--run-dir", str(run), "--seed", "3", "--device", "cpu"]
@@ -182,6 +183,7 @@ def test_corrupt_checkpoint_and_unknown_config_key_exit_2(tmp_path, capsys):
     assert "unknown key(s) metabatch" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_interrupt_saves_a_checkpoint_and_resume_finishes(tmp_path):
     run = tmp_path / "run"
     command = [sys.executable, "-m", "maml_sl.train", *TINY, "--iterations", "100000"]
