@@ -7,21 +7,15 @@ import sys
 import pytest
 
 from envs import Navigation2D
-from maml.errors import run_cli
 from maml_rl import evaluate as rl_evaluate
 from maml_rl import train as rl_train
 from maml_sl import adapt as sl_adapt
 from maml_sl import evaluate as sl_evaluate
+from tests.conftest import cli
 
 TINY_RL = ["--meta-batch", "3", "--rollouts", "2", "--horizon", "5", "--hidden", "8"]
 TINY_RL += ["--device", "cpu", "--cg-iterations", "3", "--iterations", "1"]
 EVALUATE = ["--tasks", "1", "--steps", "1", "--rollouts", "2", "--device", "cpu"]
-
-
-def cli(main, args):
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(main, args)
-    return exit_info.value.code
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from maml_sl.data.splits import split_characters
 from maml_sl.losses import cross_entropy
 from maml_sl.models import conv4
 from maml_sl.tasks.fewshot import FewShotTasks
+from tests.conftest import cli
 from tests.omniglot_fixture import write_omniglot, zip_folder
 
 
@@ -265,7 +266,6 @@ def test_train_cli_meta_trains_omniglot_and_logs_accuracy(omniglot_dir, tmp_path
 
     from maml.checkpoint import load_checkpoint
     from maml.config import read_toml
-    from maml.errors import run_cli
     from maml_sl.evaluate import main as evaluate_main
     from tests.test_sinusoid import run_train
 
@@ -286,18 +286,16 @@ def test_train_cli_meta_trains_omniglot_and_logs_accuracy(omniglot_dir, tmp_path
     assert "val/held_out_tasks" in events.Tags()["images"]
 
     capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(evaluate_main, [str(run), "--tasks", "6", "--ways", "3", "2", "--steps", "1", "3"])
-    assert exit_info.value.code == 0
+    assert (
+        cli(evaluate_main, [str(run), "--tasks", "6", "--ways", "3", "2", "--steps", "1", "3"]) == 0
+    )
     out = capsys.readouterr().out.splitlines()
     # images_background's 12 characters give 1 (10%) to validation; images_evaluation has 6.
     assert out[0] == "omniglot: 11 train / 1 val / 6 test characters"
     assert out[1] == "3-way" and out[5] == "2-way"
     assert out[2].startswith("query accuracy (%) on 6 new tasks per K")
     assert out[4].split()[0] == "1" and len(out[4].split()) == 7  # K, then mean ± CI per step
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(evaluate_main, [str(run), "--ways", "4"])
-    assert exit_info.value.code == 2
+    assert cli(evaluate_main, [str(run), "--ways", "4"]) == 2
     assert "--ways 4: the model was trained 3-way; allowed 1..3" in capsys.readouterr().err
     check_adapt_on_folders(run, omniglot_dir, tmp_path, capsys, caplog)
 
@@ -370,9 +368,7 @@ def check_adapt_on_folders(run, omniglot_dir, tmp_path, capsys, caplog):
     lines = out_csv.read_text().splitlines()
     assert lines[0] == "file,class,probability" and len(lines) == 1 + len(rows)
     (support / "my_fourth").mkdir()
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(adapt_main, [str(run), "--support", str(support), "--query", str(query)])
-    assert exit_info.value.code == 2
+    assert cli(adapt_main, [str(run), "--support", str(support), "--query", str(query)]) == 2
     assert "has 4 classes; the model was trained 3-way" in capsys.readouterr().err
 
 

@@ -6,20 +6,18 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from maml.checkpoint import load_checkpoint
-from maml.errors import run_cli
 from maml_rl import train as train_cli
 from maml_rl.config import TrainConfig
 from maml_rl.meta_update import TRPOSettings, adapted_params, trpo_step
 from maml_rl.trainer import build, sample_iteration
+from tests.conftest import cli
 
 TINY = ["--meta-batch", "3", "--rollouts", "2", "--horizon", "5", "--hidden", "8"]
 TINY += ["--device", "cpu", "--nthread", "1", "--cg-iterations", "3"]
 
 
 def run_train(args):
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(train_cli.main, args)
-    return exit_info.value.code
+    return cli(train_cli.main, args)
 
 
 def tiny_batch(inner_steps=1, env="navigation-2d", seed=0):
@@ -279,24 +277,18 @@ def test_evaluate_reports_returns_per_step_and_plots(tmp_path, capsys):
     )
     capsys.readouterr()
     plot = tmp_path / "returns.png"
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(evaluate_cli.main, [str(run), "--tasks", "3", "--steps", "2", "--plot", str(plot)])
-    assert exit_info.value.code == 0
+    assert (
+        cli(evaluate_cli.main, [str(run), "--tasks", "3", "--steps", "2", "--plot", str(plot)]) == 0
+    )
     out = capsys.readouterr().out
     assert "after 0 steps" in out and "after 2 steps" in out and "after 3" not in out
     assert plot.stat().st_size > 0
     budget = [str(run), "--tasks", "3", "--steps", "1", "--rollouts", "2", "--budget", "500"]
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(evaluate_cli.main, budget)
-    assert exit_info.value.code == 0
+    assert cli(evaluate_cli.main, budget) == 0
     assert "after 1 step" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(evaluate_cli.main, [*budget[:-1], "0"])
-    assert exit_info.value.code == 2
+    assert cli(evaluate_cli.main, [*budget[:-1], "0"]) == 2
     assert "--budget must be positive, got 0" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(evaluate_cli.main, [str(tmp_path / "nowhere")])
-    assert exit_info.value.code == 2
+    assert cli(evaluate_cli.main, [str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -320,25 +312,21 @@ def test_evaluate_against_another_run_pairs_tasks_and_episodes(tmp_path, capsys)
         == 0
     )
     settings = ["--tasks", "4", "--steps", "2", "--rollouts", "2", "--against", str(run)]
-    with pytest.raises(SystemExit) as exit_info:  # against itself: the same episodes
-        run_cli(evaluate_cli.main, [str(run), *settings])
-    assert exit_info.value.code == 0
+    assert cli(evaluate_cli.main, [str(run), *settings]) == 0  # against itself: the same episodes
     out = capsys.readouterr().out
     assert f"this policy minus {run} (mean ± 95% interval over tasks, paired)" in out
     mine, theirs, difference = _report_means(out)
     assert mine == theirs and len(mine) == 3
     assert difference == [0.0, 0.0, 0.0] and out.count("0.00 ± 0.00") == 3
-    with pytest.raises(SystemExit) as exit_info:  # another policy: the mean of the differences
-        run_cli(evaluate_cli.main, ["--untrained", "navigation-2d", "--init-seed", "5", *settings])
-    assert exit_info.value.code == 0
+    assert (
+        cli(evaluate_cli.main, ["--untrained", "navigation-2d", "--init-seed", "5", *settings]) == 0
+    )  # another policy: the mean of the differences
     mine, theirs, difference = _report_means(capsys.readouterr().out)
     assert mine != theirs
     assert difference == pytest.approx(
         [a - b for a, b in zip(mine, theirs, strict=True)], abs=0.011
     )
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(evaluate_cli.main, ["--untrained", "halfcheetah-vel", *settings])
-    assert exit_info.value.code == 2
+    assert cli(evaluate_cli.main, ["--untrained", "halfcheetah-vel", *settings]) == 2
     assert f"--against {run} is a navigation-2d run; this one is halfcheetah-vel" in (
         capsys.readouterr().err
     )
@@ -349,9 +337,7 @@ def test_evaluate_an_untrained_policy_the_papers_random_baseline(capsys):
     from maml_rl.evaluate import untrained_learner
 
     args = ["--untrained", "navigation-2d", "--tasks", "2", "--steps", "1", "--rollouts", "2"]
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(evaluate_cli.main, [*args, "--init", "xavier", "--step-sizes", "1.0"])
-    assert exit_info.value.code == 0
+    assert cli(evaluate_cli.main, [*args, "--init", "xavier", "--step-sizes", "1.0"]) == 0
     assert "after 1 step" in capsys.readouterr().out
     learner, config = untrained_learner("navigation-2d", "xavier", 3, torch.device("cpu"))
     again, _ = untrained_learner("navigation-2d", "xavier", 3, torch.device("cpu"))
@@ -363,9 +349,7 @@ def test_evaluate_an_untrained_policy_the_papers_random_baseline(capsys):
         ([], "give a run directory or --untrained ENV"),
         (["somewhere", "--untrained", "ant-vel"], "give a run directory or --untrained ENV"),
     ]:
-        with pytest.raises(SystemExit) as exit_info:
-            run_cli(evaluate_cli.main, bad)
-        assert exit_info.value.code == 2
+        assert cli(evaluate_cli.main, bad) == 2
         assert message in capsys.readouterr().err
 
 
@@ -411,13 +395,9 @@ def test_paper_tasks_are_the_authors_test_goals(capsys):
     with pytest.raises(ValueError, match="task_array has 2 tasks, expected 3"):
         returns_after_steps(learner, config, 3, 0, [0.1], 0, 2, None, goals)
     args = ["--untrained", "navigation-2d", "--paper-tasks", "--steps", "0", "--rollouts", "1"]
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(evaluate_cli.main, args)
-    assert exit_info.value.code == 0
+    assert cli(evaluate_cli.main, args) == 0
     assert "navigation-2d: the MAML paper's 40 test tasks" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(evaluate_cli.main, [*args, "--tasks", "3"])
-    assert exit_info.value.code == 2
+    assert cli(evaluate_cli.main, [*args, "--tasks", "3"]) == 2
     assert "--paper-tasks are the paper's 40; drop --tasks 3" in capsys.readouterr().err
 
 

@@ -14,12 +14,12 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from maml.checkpoint import load_checkpoint
-from maml.errors import run_cli
 from maml.run_folder import EventWriter, RunLock, WriteError, remove_if_unused, write_atomic
 from maml_rl import train as rl_train
 from maml_sl import train as sl_train
 from maml_sl.trainer import SupervisedTrainer
-from tests.test_runs import NAVIGATION, SINUSOID, SLOW, cli, finish, start
+from tests.conftest import cli, finish, start_training
+from tests.test_runs import NAVIGATION, SINUSOID, SLOW
 
 FAST = [*SINUSOID[2:], "--log-every", "1", "--val-every", "2"]
 
@@ -64,7 +64,7 @@ def test_steps_logged_after_the_last_checkpoint_of_a_failed_run_are_replaced(tmp
 @pytest.mark.slow
 def test_a_second_process_on_a_run_folder_is_refused_until_the_first_is_gone(tmp_path, capsys):
     run = tmp_path / "run"
-    process, _ = start(SLOW, run)
+    process, _ = start_training(SLOW, run)
     try:
         assert cli(sl_train.main, ["--resume", str(run), "--iterations", "2"]) == 2
         err = capsys.readouterr().err
@@ -261,7 +261,5 @@ def test_run_cli_turns_a_file_system_error_into_one_line(capsys):
     def main(argv):
         raise OSError(errno.EROFS, "Read-only file system", "runs/x")
 
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(main, [])
-    assert exit_info.value.code == 1
+    assert cli(main, []) == 1
     assert capsys.readouterr().err == "error: [Errno 30] Read-only file system: 'runs/x'\n"

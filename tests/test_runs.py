@@ -1,8 +1,6 @@
 """The life of a run, for both front ends: stops, kills, resumes, history, and the NaN guard."""
 
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -10,54 +8,21 @@ import torch
 
 from maml.checkpoint import load_checkpoint
 from maml.config import read_toml
-from maml.errors import run_cli
 from maml_rl import train as rl_train
 from maml_sl import train as sl_train
+from tests.conftest import TINY_NAVIGATION, TINY_SINUSOID, cli, finish, start_training
 
-SINUSOID = ["-m", "maml_sl.train", "--meta-batch", "4", "--val-tasks", "8", "--device", "cpu"]
-SINUSOID += ["--checkpoint-every", "100000", "--figure-every", "100000"]
+SINUSOID = ["-m", "maml_sl.train", *TINY_SINUSOID]
 # Iterations of seconds, so that a signal lands inside one.
 SLOW = ["-m", "maml_sl.train", "--meta-batch", "300", "--hidden", "200", "--inner-steps", "5"]
 SLOW += ["--val-tasks", "8", "--device", "cpu", "--checkpoint-every", "100000"]
-NAVIGATION = ["--env", "navigation-2d", "--meta-batch", "3", "--rollouts", "2", "--horizon", "5"]
-NAVIGATION += ["--hidden", "8", "--device", "cpu", "--nthread", "1", "--cg-iterations", "3"]
-
-
-def start(args, run):
-    """Start a training command and return it once it is training (its first progress line)."""
-    process = subprocess.Popen(
-        [sys.executable, *args, "--iterations", "1000000", "--run-dir", str(run)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    seen = ""
-    for line in process.stderr:
-        seen += line
-        if f"run {run}:" in line:
-            return process, seen
-    process.kill()
-    raise AssertionError(f"training did not start: {seen}")
-
-
-def finish(process, timeout=120):
-    try:
-        out, err = process.communicate(timeout=timeout)
-    finally:
-        process.kill()
-    return out, err
-
-
-def cli(main, args):
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(main, args)
-    return exit_info.value.code
+NAVIGATION = [*TINY_NAVIGATION, "--nthread", "1"]
 
 
 @pytest.mark.slow
 def test_a_run_killed_before_its_first_periodic_checkpoint_resumes(tmp_path):
     run = tmp_path / "run"
-    process, _ = start(SINUSOID, run)
+    process, _ = start_training(SINUSOID, run)
     time.sleep(0.5)
     process.send_signal(signal.SIGKILL)
     finish(process)
@@ -82,10 +47,11 @@ def test_a_run_stopped_while_starting_resumes_from_the_beginning(tmp_path, capsy
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_one_signal_stops_after_the_iteration_with_a_checkpoint(tmp_path, sig, status):
     run = tmp_path / "run"
-    process, _ = start(SINUSOID, run)
+    process, _ = start_training(SINUSOID, run)
     time.sleep(0.5)
     process.send_signal(sig)
-    out, err = finish(process)
+    done = finish(process)
+    out, err = done.stdout, done.stderr
     assert process.returncode == status, err
     assert f"{signal.Signals(sig).name}: stopping after this iteration" in err
     assert f"--resume {run}" in out
@@ -99,13 +65,14 @@ def test_one_signal_stops_after_the_iteration_with_a_checkpoint(tmp_path, sig, s
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_second_signal_stops_at_once_and_the_run_resumes(tmp_path, sig, status):
     run = tmp_path / "run"
-    process, _ = start(SLOW, run)
+    process, _ = start_training(SLOW, run)
     process.send_signal(sig)
     for line in process.stderr:
         if "stopping after this iteration" in line:
             break
     process.send_signal(sig)
-    out, err = finish(process)
+    done = finish(process)
+    out, err = done.stdout, done.stderr
     assert process.returncode == status
     assert "Traceback" not in err
     # Stopped inside the first iteration (they take seconds), or, on a very fast machine, at its
@@ -143,10 +110,13 @@ def test_a_second_signal_turned_into_another_error_still_stops_at_once(
 @pytest.mark.slow
 def test_rl_ctrl_c_leaves_a_resumable_run(tmp_path):
     run = tmp_path / "run"
-    process, _ = start(["-m", "maml_rl.train", *NAVIGATION, "--checkpoint-every", "100000"], run)
+    process, _ = start_training(
+        ["-m", "maml_rl.train", *NAVIGATION, "--checkpoint-every", "100000"], run
+    )
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
-    out, err = finish(process)
+    done = finish(process)
+    out, err = done.stdout, done.stderr
     assert process.returncode == 130, err
     stopped = load_checkpoint(run / "checkpoint.pt")["iteration"]
     assert f"stopped at iteration {stopped}" in out

@@ -11,7 +11,8 @@ from maml.runs import read_run_config
 from maml_rl import train as rl_train
 from maml_rl.config import TrainConfig
 from maml_sl import train as sl_train
-from tests.test_runs import NAVIGATION, SINUSOID, cli
+from tests.conftest import cli
+from tests.test_runs import NAVIGATION, SINUSOID
 
 CHEETAH = ["--env", "halfcheetah-vel", "--meta-batch", "2", "--rollouts", "2", "--horizon", "5"]
 CHEETAH += ["--hidden", "8", "--device", "cpu", "--cg-iterations", "2", "--val-every", "0"]

@@ -12,17 +12,14 @@ from maml.checkpoint import load_checkpoint
 from maml_sl import evaluate as evaluate_cli
 from maml_sl import train as train_cli
 from maml_sl.tasks.sinusoid import SinusoidTasks
+from tests.conftest import cli
 
 TINY = ["--meta-batch", "4", "--log-every", "5", "--val-every", "10", "--val-tasks", "8"]
 TINY += ["--figure-every", "1000", "--checkpoint-every", "1000", "--device", "cpu"]
 
 
 def run_train(args):
-    with pytest.raises(SystemExit) as exit_info:
-        from maml.errors import run_cli
-
-        run_cli(train_cli.main, args)
-    return exit_info.value.code
+    return cli(train_cli.main, args)
 
 
 def test_sinusoid_tasks_have_the_papers_ranges_and_one_function_per_task():

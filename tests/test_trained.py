@@ -14,12 +14,12 @@ import envs  # noqa: F401  (registers the task families)
 import maml_rl
 import maml_sl
 from maml.checkpoint import load_checkpoint
-from maml.errors import run_cli
 from maml_rl import train as rl_train
 from maml_rl.episodes import with_advantages
 from maml_rl.sampler import Sampler
 from maml_rl.trained import adaptation
 from maml_sl import train as sl_train
+from tests.conftest import cli
 
 README = Path(__file__).parents[1] / "README.md"
 TINY_RL = ["--meta-batch", "3", "--rollouts", "2", "--horizon", "5", "--hidden", "8"]
@@ -27,9 +27,7 @@ TINY_RL += ["--device", "cpu", "--cg-iterations", "3", "--iterations", "1"]
 
 
 def train(main, args):
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(main, args)
-    assert exit_info.value.code == 0
+    assert cli(main, args) == 0
 
 
 @pytest.fixture(scope="module")
