@@ -12,6 +12,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from maml.checkpoint import load_checkpoint
+from tests.conftest import finish, start_process
 
 SINUSOID = ["-m", "maml_sl.train", "--meta-batch", "6", "--val-tasks", "4", "--device", "cpu"]
 SINUSOID += ["--log-every", "1", "--val-every", "3", "--checkpoint-every", "1"]
@@ -25,28 +26,7 @@ ENV = {
 
 
 def start(command):
-    """A process in a session of its own, so that it and everything it starts can be killed."""
-    return subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-        start_new_session=True,
-    )
-
-
-def finish(process, timeout=180):
-    """Wait for ``process`` (bounded), then make sure nothing it started is left."""
-    try:
-        out, err = process.communicate(timeout=timeout)
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    return start_process(command, env=ENV)
 
 
 def torchrun(args, ranks=2, timeout=180):
