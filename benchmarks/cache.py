@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from maml.checkpoint import load_checkpoint, save_checkpoint
-from maml.errors import UsageError
-from maml.provenance import package_versions, source_commit
+from maml.run.checkpoint import load_checkpoint, save_checkpoint
+from maml.run.errors import UsageError
+from maml.run.provenance import package_versions, source_commit
 
 CACHE = "benchmark-evaluations.pt"
 

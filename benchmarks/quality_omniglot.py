@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmarks.results import write_section
 from benchmarks.training import run_training
-from maml.checkpoint import load_checkpoint
+from maml.run.checkpoint import load_checkpoint
 from maml_sl.evaluate import evaluate, format_table, load_run
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "omniglot"

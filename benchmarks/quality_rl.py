@@ -32,9 +32,9 @@ from benchmarks.cache import cached_evaluation
 from benchmarks.results import machine, write_section
 from benchmarks.seed_records import load_seed_record, save_seed_record, seed_record_path
 from benchmarks.training import run_training
-from maml.checkpoint import load_checkpoint
 from maml.learner import MAML
-from maml.runs import mean_and_ci95
+from maml.run.checkpoint import load_checkpoint
+from maml.run.stats import mean_and_ci95
 from maml_rl.config import TrainConfig
 from maml_rl.evaluate import (
     TEST_PROTOCOLS,

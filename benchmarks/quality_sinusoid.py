@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmarks.results import write_section
 from benchmarks.training import run_training
-from maml.checkpoint import load_checkpoint
+from maml.run.checkpoint import load_checkpoint
 from maml_sl.evaluate import evaluate, format_table, load_run
 
 # MAML paper (Finn et al. 2017), K = 5 sinusoid: MSE after 1, 5 and 10 steps, as our issue cites.

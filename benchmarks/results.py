@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from maml.provenance import source_commit
+from maml.run.provenance import source_commit
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADER = (

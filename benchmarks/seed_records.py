@@ -18,9 +18,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from maml.config import parse_toml
-from maml.errors import UsageError
-from maml.provenance import HISTORY, SOURCE, package_versions, source_commit
+from maml.run.config import parse_toml
+from maml.run.errors import UsageError
+from maml.run.provenance import HISTORY, SOURCE, package_versions, source_commit
 
 SEEDS = Path(__file__).with_name("seeds")
 # What a trained and evaluated seed's figures depend on: the toolkit, the envs and the presets.

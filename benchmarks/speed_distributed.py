@@ -36,7 +36,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from benchmarks.quality_omniglot import DATA, TEST_ON, TRAIN_ON
 from benchmarks.results import write_section
-from maml.config import read_toml
+from maml.run.config import read_toml
 
 WORKLOADS = {
     # name: (training module, the flags that pick its preset)
@@ -131,7 +131,7 @@ def run_cell(
 
 def _environment() -> dict[str, str]:
     env = dict(os.environ)
-    env.pop("OMP_NUM_THREADS", None)  # each rank sizes its own threads (maml.threads)
+    env.pop("OMP_NUM_THREADS", None)  # each rank sizes its own threads (maml.run.threads)
     return env
 
 

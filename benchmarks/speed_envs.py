@@ -27,7 +27,7 @@ import envs
 from benchmarks.results import write_section
 from envs import BatchedTaskEnv
 from envs._mujoco import python_warnings
-from maml.presets import read_preset
+from maml.run.presets import read_preset
 
 
 def action_sequence(space, copies: int, steps: int) -> np.ndarray:

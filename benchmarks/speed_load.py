@@ -14,11 +14,11 @@ torch loads) and reports the median time of one workload:
 Settings, each on the run's fixed team of one thread per core unless it says otherwise: torch's
 default (libgomp's spin of 300,000 before a waiting thread sleeps), the toolkit's default (the
 trainers' spin of 10,000, set by ``maml/__init__.py`` when torch loads after it), the trainers'
-``--follow-load`` (the same spin, and ``maml.threads.ThreadBudget`` resizing the team to the cores
-other processes leave; it is given 3 seconds to measure before the timing: results then depend on
-the load), no spin (``GOMP_SPINCOUNT=0``, what ``OMP_WAIT_POLICY=PASSIVE`` does), and one torch
-thread. Only the thread count changes what a run computes: the first, second and fourth settings
-give the same parameters, alone or loaded.
+``--follow-load`` (the same spin, and ``maml.run.threads.ThreadBudget`` resizing the team to the
+cores other processes leave; it is given 3 seconds to measure before the timing: results then
+depend on the load), no spin (``GOMP_SPINCOUNT=0``, what ``OMP_WAIT_POLICY=PASSIVE`` does), and
+one torch thread. Only the thread count changes what a run computes: the first, second and fourth
+settings give the same parameters, alone or loaded.
 
 Competitors: none, a pure-Python busy loop (one thread), and a second torch process (2 threads,
 libgomp's defaults: another training).
@@ -124,7 +124,7 @@ def measure(workload: str) -> tuple[float, int]:
     and 3 seconds' worth where the thread budget runs), and the threads torch ended with."""
     import torch
 
-    from maml.threads import ThreadBudget
+    from maml.run.threads import ThreadBudget
 
     if os.environ.get("OMP_NUM_THREADS") == "1":
         torch.set_num_threads(1)

@@ -27,7 +27,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from benchmarks.results import write_section
-from maml.presets import read_preset
+from maml.run.presets import read_preset
 from maml_rl.config import TrainConfig
 from maml_rl.meta_update import trpo_step
 from maml_rl.trainer import build, sample_iteration, train, trpo_settings

@@ -24,7 +24,7 @@ from torch.nn.utils import vector_to_parameters
 
 from benchmarks.results import write_section
 from maml import PerStep
-from maml.presets import read_preset
+from maml.run.presets import read_preset
 from maml_rl.config import TrainConfig
 from maml_rl.evaluate import load_run
 from maml_rl.fisher import SUBSAMPLES, gauss_newton_fvp

@@ -13,7 +13,7 @@ from torch.utils._pytree import tree_leaves, tree_map
 
 from maml.inner_loop import GradFn, Params, autograd_grad, func_grad, sgd_step
 from maml.inner_lr import InnerLR, LearnedLR
-from maml.paths import Path, choose_path
+from maml.paths import MetaPath, choose_path
 from maml.support import support_at
 
 log = logging.getLogger("maml")
@@ -60,7 +60,7 @@ class MAML(nn.Module):
         first_order: bool = False,
         learn_inner_lr: LearnedLR | None = None,
         query_loss: TaskLoss | None = None,
-        path: Path = "auto",
+        path: MetaPath = "auto",
     ) -> None:
         super().__init__()
         if isinstance(inner_steps, bool) or not isinstance(inner_steps, int) or inner_steps < 0:
@@ -97,7 +97,7 @@ class MAML(nn.Module):
         return self._choices[key]
 
     @contextmanager
-    def use_path(self, path: Path) -> Iterator[None]:
+    def use_path(self, path: MetaPath) -> Iterator[None]:
         """Use ``path`` for the meta-objective inside the ``with`` block (e.g. the loop path for
         double backward, where it measures faster than vmap), then the requested one again."""
         requested, choices = self.requested_path, self._choices

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-Path = Literal["auto", "vmap", "loop"]
+MetaPath = Literal["auto", "vmap", "loop"]  # how the meta-objective runs over tasks
 PATHS: tuple[str, ...] = ("auto", "vmap", "loop")
 
 _BATCH_STAT_NORMS = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)

@@ -7,8 +7,8 @@ from typing import ClassVar
 
 from envs import family_class
 from envs.mujoco_task import MujocoTaskEnv
-from maml.runs import DEVICES
-from maml.threads import follow_load_field, threads_field
+from maml.run.devices import DEVICES
+from maml.run.threads import follow_load_field, threads_field
 from maml_rl.fisher import SUBSAMPLES
 from maml_rl.meta_update import META_STEPS
 from maml_rl.policies import INITS

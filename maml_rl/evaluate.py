@@ -17,11 +17,12 @@ import torch
 from torch import Tensor
 
 from envs import family_class
-from maml.config import resolve_config
-from maml.errors import UsageError, run_cli
 from maml.learner import MAML
-from maml.presets import read_preset
-from maml.runs import DEVICES, mean_and_ci95, resolve_device, show_messages
+from maml.run.config import resolve_config
+from maml.run.devices import DEVICES, resolve_device
+from maml.run.errors import UsageError, run_cli, show_messages
+from maml.run.presets import read_preset
+from maml.run.stats import mean_and_ci95
 from maml_rl.config import TrainConfig
 from maml_rl.policies import INITS
 from maml_rl.sampler import Sampler
@@ -230,7 +231,7 @@ def plot_returns(returns: Tensor, path: Path, title: str) -> None:
     plt.close(figure)
 
 
-@show_messages("maml.runs")
+@show_messages("maml.run.saved")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m maml_rl.evaluate",

@@ -21,8 +21,8 @@ from torch import Tensor
 from torch.utils._pytree import tree_map
 
 from maml import MAML
-from maml.distributed import ONE_PROCESS, Ranks
 from maml.inner_loop import Params
+from maml.run.distributed import ONE_PROCESS, Ranks
 from maml_rl.episodes import Episodes
 from maml_rl.trpo import flat, unflat
 

@@ -9,8 +9,8 @@ import torch
 from torch.nn.utils import vector_to_parameters
 
 from maml import MAML, PerStep
-from maml.distributed import ONE_PROCESS, Ranks
 from maml.inner_loop import Params
+from maml.run.distributed import ONE_PROCESS, Ranks
 from maml_rl.episodes import Episodes
 from maml_rl.fisher import gauss_newton_fvp
 from maml_rl.losses import surrogate_and_kl

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from envs import BatchedTaskEnv
 from maml.inner_loop import Params
-from maml.threads import fixed_threads
+from maml.run.threads import fixed_threads
 from maml_rl.episodes import Episodes
 
 # What a sampling gathers per task: whole episodes, or a step budget as rllab's sampler did.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from maml.cli import parse_train_args, run_training
-from maml.errors import run_cli
+from maml.run.cli import parse_train_args, run_training
+from maml.run.errors import run_cli
 from maml_rl.config import TrainConfig
 from maml_rl.trainer import train
 

@@ -16,7 +16,8 @@ from torch import nn
 
 from maml.inner_loop import Params
 from maml.learner import MAML
-from maml.runs import load_learner_state, read_run, resolve_device
+from maml.run.devices import resolve_device
+from maml.run.saved import load_learner_state, read_run
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import Episodes, with_advantages
 from maml_rl.losses import reinforce_loss

@@ -15,12 +15,12 @@ from torch.utils.tensorboard import SummaryWriter
 
 from envs import family_class
 from envs.mujoco_task import MujocoTaskEnv
-from maml import distributed, run_loop
-from maml.distributed import ONE_PROCESS, Ranks
-from maml.errors import UsageError
 from maml.inner_loop import Params
 from maml.learner import MAML
-from maml.run_loop import Clock, NonFinite
+from maml.run import distributed, loop
+from maml.run.distributed import ONE_PROCESS, Ranks
+from maml.run.errors import UsageError
+from maml.run.loop import Clock, NonFinite
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import Episodes, with_advantages
 from maml_rl.losses import reinforce_loss
@@ -192,7 +192,7 @@ def sample_iteration(
 
 
 class RLTrainer:
-    """The RL front end of :func:`maml.run_loop.run`: sample, adapt, sample again, TRPO."""
+    """The RL front end of :func:`maml.run.loop.run`: sample, adapt, sample again, TRPO."""
 
     def __init__(
         self, config: TrainConfig, device: torch.device, ranks: Ranks = ONE_PROCESS
@@ -334,7 +334,7 @@ class RLTrainer:
 
 def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
     """Meta-train into ``run_dir``, or resume the run there; returns the checkpoint's path."""
-    return run_loop.train(RLTrainer, config, run_dir, resume)
+    return loop.train(RLTrainer, config, run_dir, resume)
 
 
 def _log(writer, step, returns, lengths, stats, times, env_steps, wall) -> None:

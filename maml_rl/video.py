@@ -14,8 +14,8 @@ import numpy as np
 from gymnasium.wrappers import RecordVideo
 
 from envs import family_class
-from maml.errors import UsageError
 from maml.inner_loop import Params
+from maml.run.errors import UsageError
 from maml_rl.trained import Trained, act, adaptation
 
 INSTALL = "pip install 'maml-toolkit[video]'"

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maml.errors import UsageError, run_cli
-from maml.runs import DEVICES, show_messages
+from maml.run.devices import DEVICES
+from maml.run.errors import UsageError, run_cli, show_messages
 from maml_sl.data.images import decode
 from maml_sl.tasks import ImageFormat
 from maml_sl.trained import load_run
@@ -104,7 +104,7 @@ def predict(
     ]
 
 
-@show_messages("maml.runs", log.name)
+@show_messages("maml.run.saved", log.name)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m maml_sl.adapt", description=__doc__, allow_abbrev=False

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from maml.errors import UsageError
 from maml.inner_lr import LEARNED_LR_MODES
 from maml.paths import PATHS
-from maml.runs import DEVICES
-from maml.threads import follow_load_field, threads_field
+from maml.run.devices import DEVICES
+from maml.run.errors import UsageError
+from maml.run.threads import follow_load_field, threads_field
 
 TASK_NAMES = ("sinusoid", "omniglot", "miniimagenet")
 

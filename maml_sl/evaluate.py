@@ -7,9 +7,10 @@ from collections.abc import Sequence
 
 import torch
 
-from maml.errors import UsageError, run_cli
 from maml.learner import MAML
-from maml.runs import DEVICES, mean_and_ci95, show_messages
+from maml.run.devices import DEVICES
+from maml.run.errors import UsageError, run_cli, show_messages
+from maml.run.stats import mean_and_ci95
 from maml_sl.tasks import TaskSetup
 from maml_sl.trained import load_run
 
@@ -93,7 +94,7 @@ def format_table(results: Results, tasks: int, name: str, percent: bool = False)
     return "\n".join(lines)
 
 
-@show_messages("maml.runs")
+@show_messages("maml.run.saved")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m maml_sl.evaluate",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from maml.cli import parse_train_args, run_training
-from maml.errors import run_cli
+from maml.run.cli import parse_train_args, run_training
+from maml.run.errors import run_cli
 from maml_sl.config import TrainConfig
 from maml_sl.trainer import train
 

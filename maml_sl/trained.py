@@ -8,7 +8,8 @@ from typing import NamedTuple
 from torch import nn
 
 from maml.learner import MAML
-from maml.runs import load_learner_state, read_run, resolve_device
+from maml.run.devices import resolve_device
+from maml.run.saved import load_learner_state, read_run
 from maml_sl.config import TrainConfig
 from maml_sl.tasks import TaskSetup
 from maml_sl.trainer import build_learner

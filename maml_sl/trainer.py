@@ -1,5 +1,5 @@
 """Supervised meta-training: sample tasks, meta-loss, Adam step, log (the run loop is
-``maml.run_loop``)."""
+``maml.run.loop``)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import torch
 from torch.utils._pytree import tree_leaves, tree_map
 from torch.utils.tensorboard import SummaryWriter
 
-from maml import run_loop
-from maml.distributed import ONE_PROCESS, Ranks
-from maml.errors import UsageError
 from maml.learner import MAML
 from maml.msl import msl_weights
-from maml.run_loop import Clock, NonFinite
+from maml.run import loop
+from maml.run.distributed import ONE_PROCESS, Ranks
+from maml.run.errors import UsageError
+from maml.run.loop import Clock, NonFinite
 from maml_sl.config import TrainConfig
 from maml_sl.tasks import TaskSetup, make_task
 
@@ -42,7 +42,7 @@ def build_learner(config: TrainConfig, device: torch.device) -> tuple[MAML, Task
 
 
 class SupervisedTrainer:
-    """The supervised front end of :func:`maml.run_loop.run`: Adam on the meta-loss."""
+    """The supervised front end of :func:`maml.run.loop.run`: Adam on the meta-loss."""
 
     def __init__(
         self, config: TrainConfig, device: torch.device, ranks: Ranks = ONE_PROCESS
@@ -194,9 +194,9 @@ class SupervisedTrainer:
 def train(config: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
     """Meta-train into ``run_dir``, or resume the run there; returns the checkpoint's path.
 
-    Under torchrun, every rank trains its share of each meta-batch (``maml.distributed``).
+    Under torchrun, every rank trains its share of each meta-batch (``maml.run.distributed``).
     """
-    return run_loop.train(SupervisedTrainer, config, run_dir, resume)
+    return loop.train(SupervisedTrainer, config, run_dir, resume)
 
 
 def _task_count(batch) -> int:

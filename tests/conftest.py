@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from maml.errors import run_cli
+from maml.run.errors import run_cli
 
 # Tiny runs of each trainer, as command-line flags (seconds or less).
 TINY_SINUSOID = ["--meta-batch", "4", "--val-tasks", "8", "--device", "cpu"]
@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def cli(main, args) -> int:
-    """Run a command's ``main`` as its command line does (``maml.errors.run_cli``): its exit
+    """Run a command's ``main`` as its command line does (``maml.run.errors.run_cli``): its exit
     status, the one line of an error on stderr."""
     with pytest.raises(SystemExit) as exit_info:
         run_cli(main, args)

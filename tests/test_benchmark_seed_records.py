@@ -8,8 +8,8 @@ import pytest
 
 from benchmarks import quality_rl, seed_records
 from benchmarks.seed_records import CODE, load_seed_record, save_seed_record
-from maml import provenance
-from maml.errors import UsageError
+from maml.run import provenance
+from maml.run.errors import UsageError
 
 SETTINGS = {"env": "ant-vel", "tasks": 3, "samplers": {"episodes": None}}
 FIGURES = {"seed": 0, "samplers": {"episodes": {"returns": [[1.0, 2.0, 3.0]]}}}

@@ -5,10 +5,10 @@ import argparse
 import pytest
 import torch
 
-from maml.checkpoint import load_checkpoint, save_checkpoint
-from maml.config import add_arguments, from_dict, read_toml, resolve_config, to_toml
-from maml.errors import UsageError
 from maml.msl import msl_weights
+from maml.run.checkpoint import load_checkpoint, save_checkpoint
+from maml.run.config import add_arguments, from_dict, read_toml, resolve_config, to_toml
+from maml.run.errors import UsageError
 from maml_sl.config import TrainConfig
 
 
@@ -114,7 +114,7 @@ def test_multi_step_loss_weights_follow_the_maml_plus_plus_schedule():
 
 
 def test_a_failed_start_leaves_no_empty_run_directory(tmp_path):
-    from maml.cli import run_training
+    from maml.run.cli import run_training
 
     def failing(config, run_dir, resume):
         raise UsageError("--data-dir nowhere does not exist")
@@ -135,7 +135,7 @@ def test_a_failed_start_leaves_no_empty_run_directory(tmp_path):
 def test_presets_come_from_a_source_checkout_when_not_installed(monkeypatch):
     import sys
 
-    from maml.presets import preset_names, read_preset
+    from maml.run.presets import preset_names, read_preset
 
     monkeypatch.setitem(sys.modules, "maml_configs", None)  # as if only on PYTHONPATH
     assert "halfcheetah-vel" in preset_names()

@@ -11,7 +11,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from maml.checkpoint import load_checkpoint
+from maml.run.checkpoint import load_checkpoint
 from tests.conftest import finish, start_process
 
 SINUSOID = ["-m", "maml_sl.train", "--meta-batch", "6", "--val-tasks", "4", "--device", "cpu"]
@@ -137,7 +137,7 @@ def test_an_rl_run_resumes_on_another_number_of_ranks(tmp_path):
 
 GLOO_THREADS_LEFT = """
 import os, torch
-from maml import distributed
+from maml.run import distributed
 ranks, device = distributed.start("cpu", 2)
 with distributed.group(ranks):
     torch.optim.Adam([torch.nn.Parameter(torch.ones(2))], foreach=True)  # imports torch._dynamo

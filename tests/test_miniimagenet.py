@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from maml.errors import UsageError
+from maml.run.errors import UsageError
 from maml_sl.data.miniimagenet import load_miniimagenet
 from maml_sl.models import conv4
 from maml_sl.tasks.fewshot import FewShotTasks
@@ -59,7 +59,7 @@ def test_bad_layouts_name_what_is_missing(mini_dir, tmp_path):
 
 
 def test_train_cli_meta_trains_miniimagenet(mini_dir, tmp_path):
-    from maml.checkpoint import load_checkpoint
+    from maml.run.checkpoint import load_checkpoint
     from tests.test_sinusoid import run_train
 
     run = tmp_path / "run"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from maml import MAML
-from maml.errors import UsageError
+from maml.run.errors import UsageError
 from maml_sl.data.omniglot import load_omniglot
 from maml_sl.data.splits import split_characters
 from maml_sl.losses import cross_entropy
@@ -264,8 +264,8 @@ def test_meta_training_on_the_fixture_raises_accuracy_after_adaptation(omniglot_
 def test_train_cli_meta_trains_omniglot_and_logs_accuracy(omniglot_dir, tmp_path, capsys, caplog):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from maml.checkpoint import load_checkpoint
-    from maml.config import read_toml
+    from maml.run.checkpoint import load_checkpoint
+    from maml.run.config import read_toml
     from maml_sl.evaluate import main as evaluate_main
     from tests.test_sinusoid import run_train
 
@@ -301,7 +301,7 @@ def test_train_cli_meta_trains_omniglot_and_logs_accuracy(omniglot_dir, tmp_path
 
 
 def check_adapt_on_folders(run, omniglot_dir, tmp_path, capsys, caplog):
-    from maml.errors import run_cli
+    from maml.run.errors import run_cli
     from maml_sl.adapt import main as adapt_main
     from maml_sl.adapt import predict
 

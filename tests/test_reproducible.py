@@ -11,8 +11,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from maml.checkpoint import load_checkpoint
-from maml.config import read_toml
+from maml.run.checkpoint import load_checkpoint
+from maml.run.config import read_toml
 from tests.omniglot_fixture import write_omniglot
 
 # Omniglot's conv net and navigation's policy round differently on 1 and 2 threads (a sum's

@@ -5,7 +5,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from maml.checkpoint import load_checkpoint
+from maml.run.checkpoint import load_checkpoint
 from maml_rl import train as train_cli
 from maml_rl.config import TrainConfig
 from maml_rl.meta_update import TRPOSettings, adapted_params, trpo_step

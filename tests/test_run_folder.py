@@ -13,8 +13,8 @@ import sys
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from maml.checkpoint import load_checkpoint
-from maml.run_folder import EventWriter, RunLock, WriteError, remove_if_unused, write_atomic
+from maml.run.checkpoint import load_checkpoint
+from maml.run.folder import EventWriter, RunLock, WriteError, remove_if_unused, write_atomic
 from maml_rl import train as rl_train
 from maml_sl import train as sl_train
 from maml_sl.trainer import SupervisedTrainer

@@ -6,8 +6,8 @@ import time
 import pytest
 import torch
 
-from maml.checkpoint import load_checkpoint
-from maml.config import read_toml
+from maml.run.checkpoint import load_checkpoint
+from maml.run.config import read_toml
 from maml_rl import train as rl_train
 from maml_sl import train as sl_train
 from tests.conftest import TINY_NAVIGATION, TINY_SINUSOID, cli, finish, start_training

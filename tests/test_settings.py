@@ -3,11 +3,11 @@ messages name what is wrong and what is allowed."""
 
 import pytest
 
-from maml.cli import parse_train_args
-from maml.config import from_dict, read_toml
-from maml.errors import UsageError
-from maml.presets import preset_names
-from maml.runs import read_run_config
+from maml.run.cli import parse_train_args
+from maml.run.config import from_dict, read_toml
+from maml.run.errors import UsageError
+from maml.run.presets import preset_names
+from maml.run.saved import read_run_config
 from maml_rl import train as rl_train
 from maml_rl.config import TrainConfig
 from maml_sl import train as sl_train

@@ -8,7 +8,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from maml.checkpoint import load_checkpoint
+from maml.run.checkpoint import load_checkpoint
 from maml_sl import evaluate as evaluate_cli
 from maml_sl import train as train_cli
 from maml_sl.tasks.sinusoid import SinusoidTasks
@@ -139,7 +139,7 @@ def test_evaluate_prints_a_table_per_shot(tmp_path, capsys):
     assert run_train(TINY + ["--iterations", "5", "--run-dir", str(run)]) == 0
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        from maml.errors import run_cli
+        from maml.run.errors import run_cli
 
         run_cli(evaluate_cli.main, [str(run), "--tasks", "20", "--shots", "5", "10"])
     assert exit_info.value.code == 0

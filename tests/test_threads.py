@@ -5,8 +5,8 @@ import os
 import pytest
 import torch
 
-from maml.errors import UsageError
-from maml.threads import ThreadBudget, cpu_seconds, default_threads, fixed_threads
+from maml.run.errors import UsageError
+from maml.run.threads import ThreadBudget, cpu_seconds, default_threads, fixed_threads
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import torch
 import envs  # noqa: F401  (registers the task families)
 import maml_rl
 import maml_sl
-from maml.checkpoint import load_checkpoint
+from maml.run.checkpoint import load_checkpoint
 from maml_rl import train as rl_train
 from maml_rl.episodes import with_advantages
 from maml_rl.sampler import Sampler

@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from maml.errors import UsageError
+from maml.run.errors import UsageError
 
 
 def decode(data: bytes, size: int, mode: str, where: str) -> np.ndarray:

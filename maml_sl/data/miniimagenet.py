@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maml.errors import UsageError
+from maml.run.errors import UsageError
 from maml_sl.data.classes import ClassImages, load_cached, save_cached
 from maml_sl.data.images import decode
 

@@ -11,7 +11,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 
-from maml.errors import UsageError
+from maml.run.errors import UsageError
 from maml_sl.data.classes import ClassImages
 
 Digest = bytes

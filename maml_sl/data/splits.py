@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from maml.errors import UsageError
+from maml.run.errors import UsageError
 from maml_sl.data.classes import ClassImages
 from maml_sl.data.overlap import class_digests, describe, first_copies, folder, shared
 

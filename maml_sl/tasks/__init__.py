@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from maml.errors import UsageError
 from maml.learner import TaskLoss
+from maml.run.errors import UsageError
 from maml_sl.config import TASK_NAMES, TrainConfig
 from maml_sl.losses import cross_entropy, loss_and_accuracy, mse
 from maml_sl.models import conv4, mlp

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from maml.errors import UsageError
+from maml.run.errors import UsageError
 
 Batch = tuple[Tensor, Tensor]
 

@@ -10,10 +10,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from maml.config import toml_table
-from maml.run_folder import append_atomic
+from maml.run.config import toml_table
+from maml.run.folder import append_atomic
 
-SOURCE = Path(__file__).resolve().parents[1]
+SOURCE = Path(__file__).resolve().parents[2]  # the checkout
 HISTORY = "history.toml"
 PACKAGES = ("maml-toolkit", "torch", "numpy", "gymnasium", "mujoco", "tensorboard")
 

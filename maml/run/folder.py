@@ -22,7 +22,7 @@ from tensorboard.summary.writer.record_writer import RecordWriter
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.writer import FileWriter
 
-from maml.errors import TrainingError, UsageError
+from maml.run.errors import TrainingError, UsageError
 
 LOCK = "lock"
 _EVENT_FILES = itertools.count()
@@ -74,6 +74,18 @@ def _sync_folder(folder: Path) -> None:
         os.fsync(handle)
     finally:
         os.close(handle)
+
+
+def new_run_dir(name: str, root: str | Path = "runs") -> Path:
+    """Create ``root/<name>-<timestamp>`` (with a suffix if that exists already)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{name}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    path.mkdir(parents=True)
+    return path
 
 
 class RunLock:

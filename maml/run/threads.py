@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
-from maml.distributed import cores_per_rank
-from maml.errors import UsageError
+from maml.run.distributed import cores_per_rank
+from maml.run.errors import UsageError
 
 CpuReader = Callable[[], tuple[float, float]]
 

@@ -10,8 +10,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from maml.config import parse_toml
-from maml.errors import UsageError
+from maml.run.config import parse_toml
+from maml.run.errors import UsageError
 
 if TYPE_CHECKING:
     from importlib.abc import Traversable
@@ -25,7 +25,7 @@ def _folder() -> Traversable:
     try:
         return resources.files(PACKAGE)
     except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[1] / "configs"
+        return Path(__file__).resolve().parents[2] / "configs"
 
 
 def preset_names() -> list[str]:

@@ -9,15 +9,15 @@ from typing import Any
 
 import torch
 
-from maml.errors import UsageError
-from maml.run_folder import write_atomic
+from maml.run.errors import UsageError
+from maml.run.folder import write_atomic
 
 FORMAT = "maml-toolkit checkpoint v1"
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write ``state`` (tensors and plain values) so that ``path`` is always a whole checkpoint;
-    a failed write raises :class:`maml.run_folder.WriteError` and keeps the one there was."""
+    a failed write raises :class:`maml.run.folder.WriteError` and keeps the one there was."""
     # Serialised in memory first: a failing file then reports its own cause (a full disk), not
     # torch's archive writer's ("unexpected pos").
     buffer = io.BytesIO()

@@ -4,7 +4,7 @@ state, one meta-iteration with its logging, and what to draw at the start and at
 
 A run is resumable from the moment it starts: the initial state is checkpointed before the first
 iteration, and every file is written atomically. One process at a time trains a run folder (a
-lock), with one thread count from start to end (``maml.threads``): a resumed run equals an
+lock), with one thread count from start to end (``maml.run.threads``): a resumed run equals an
 uninterrupted one.
 """
 
@@ -24,14 +24,14 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
-from maml import distributed
-from maml.checkpoint import load_checkpoint, save_checkpoint
-from maml.config import read_toml, to_toml
-from maml.distributed import ONE_PROCESS, Ranks
-from maml.errors import TrainingError
-from maml.provenance import append_history, run_record
-from maml.run_folder import EventWriter, RunLock, WriteError, write_atomic
-from maml.threads import ThreadBudget, default_threads, fixed_threads
+from maml.run import distributed
+from maml.run.checkpoint import load_checkpoint, save_checkpoint
+from maml.run.config import read_toml, to_toml
+from maml.run.distributed import ONE_PROCESS, Ranks
+from maml.run.errors import TrainingError
+from maml.run.folder import EventWriter, RunLock, WriteError, write_atomic
+from maml.run.provenance import append_history, run_record
+from maml.run.threads import ThreadBudget, default_threads, fixed_threads
 
 CHECKPOINT = "checkpoint.pt"
 

@@ -1,11 +1,14 @@
-"""User-facing errors and the command-line wrapper that prints them without a traceback."""
+"""What a command prints: user-facing errors as one line without a traceback, and the progress
+messages that library calls log."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 # How long a silent rank that met an error waits before it exits: torchrun stops every rank once
 # one exits with an error, and rank 0 must have said it by then.
@@ -39,3 +42,31 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
             time.sleep(QUIET_RANK_GRACE)
         code = 1
     sys.exit(code or 0)
+
+
+class _Stderr(logging.Handler):
+    """Writes to the ``sys.stderr`` of each moment (a test's capture, say), not its first one."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)
+
+
+_STDERR = _Stderr()
+
+
+@contextmanager
+def show_messages(*names: str) -> Iterator[None]:
+    """Show the info messages of the loggers ``names`` on stderr inside the block, or the
+    function it decorates: a command's progress lines (which run it loaded, how far that run
+    trained), which library calls leave to their caller's logging."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.INFO)
+        logger.addHandler(_STDERR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(_STDERR)
+            logger.setLevel(level)

@@ -11,13 +11,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from maml.config import AUTO, add_arguments, from_dict, optional_fields, read_toml, resolve_config
-from maml.distributed import world_size
-from maml.errors import UsageError
-from maml.presets import has_preset, preset_names, read_preset
-from maml.run_folder import remove_if_unused
-from maml.run_loop import Stopped
-from maml.runs import new_run_dir, read_run_config
+from maml.run.config import (
+    AUTO,
+    add_arguments,
+    from_dict,
+    optional_fields,
+    read_toml,
+    resolve_config,
+)
+from maml.run.distributed import world_size
+from maml.run.errors import UsageError
+from maml.run.folder import new_run_dir, remove_if_unused
+from maml.run.loop import Stopped
+from maml.run.presets import has_preset, preset_names, read_preset
+from maml.run.saved import read_run_config
 
 C = TypeVar("C")
 

@@ -21,8 +21,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from maml.errors import TrainingError, UsageError
-from maml.runs import resolve_device
+from maml.run.devices import resolve_device
+from maml.run.errors import TrainingError, UsageError
 
 # A rank that waits longer than this in a collective gives up with an error (a peer has died and
 # torchrun has not stopped the group yet): no hang.

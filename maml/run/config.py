@@ -10,7 +10,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from maml.errors import UsageError
+from maml.run.errors import UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
