@@ -97,9 +97,10 @@ def omniglot_step():
 def rl_step():
     import torch
 
+    from maml_rl.build import build
     from maml_rl.config import TrainConfig
     from maml_rl.meta_update import trpo_step
-    from maml_rl.trainer import build, sample_iteration, trpo_settings
+    from maml_rl.trainer import sample_iteration, trpo_settings
 
     config = TrainConfig(env="halfcheetah-vel", frame_skip=1, meta_batch=10, rollouts=4)
     config.device = "cpu"

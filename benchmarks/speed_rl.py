@@ -28,9 +28,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from benchmarks.results import write_section
 from maml.run.presets import read_preset
+from maml_rl.build import build
 from maml_rl.config import TrainConfig
 from maml_rl.meta_update import trpo_step
-from maml_rl.trainer import build, sample_iteration, train, trpo_settings
+from maml_rl.trainer import sample_iteration, train, trpo_settings
 from maml_rl.trpo import flat
 
 PARTS = ("sampling", "adaptation", "meta_update")

@@ -25,11 +25,12 @@ from torch.nn.utils import vector_to_parameters
 from benchmarks.results import write_section
 from maml import PerStep
 from maml.run.presets import read_preset
-from maml_rl.config import TrainConfig
+from maml_rl.build import build
+from maml_rl.config import SUBSAMPLES, TrainConfig
 from maml_rl.evaluate import load_run
-from maml_rl.fisher import SUBSAMPLES, gauss_newton_fvp
+from maml_rl.fisher import gauss_newton_fvp
 from maml_rl.losses import surrogate_and_kl
-from maml_rl.trainer import build, sample_iteration
+from maml_rl.trainer import sample_iteration
 from maml_rl.trpo import conjugate_gradient, flat
 
 SCALES = (1.0, 0.5, 0.25)

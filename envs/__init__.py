@@ -15,17 +15,10 @@ import warnings
 import gymnasium
 
 from envs.ant import AntDir, AntVel
+from envs.families import FAMILIES, family_class
 from envs.half_cheetah import HalfCheetahDir, HalfCheetahVel
 from envs.navigation import Navigation2D
 from envs.vector import BatchedTaskEnv
-
-FAMILIES: dict[str, type] = {
-    "navigation-2d": Navigation2D,
-    "halfcheetah-vel": HalfCheetahVel,
-    "halfcheetah-dir": HalfCheetahDir,
-    "ant-vel": AntVel,
-    "ant-dir": AntDir,
-}
 
 __all__ = [
     "FAMILIES",
@@ -38,15 +31,6 @@ __all__ = [
     "family_class",
     "make_batched",
 ]
-
-
-def family_class(family: str | type) -> type:
-    """The env class of a short name (``"halfcheetah-vel"``), or the class itself."""
-    if isinstance(family, type) and family in FAMILIES.values():
-        return family
-    if isinstance(family, str) and family in FAMILIES:
-        return FAMILIES[family]
-    raise ValueError(f"unknown task family {family!r}; allowed: {', '.join(FAMILIES)}")
 
 
 def make_batched(family: str | type, num_envs: int, **kwargs) -> BatchedTaskEnv:

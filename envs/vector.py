@@ -14,6 +14,7 @@ from mujoco import rollout
 
 from envs._mujoco import get_state, qpos_qvel
 from envs.checks import check_actions, check_count, check_render_mode, check_tasks
+from envs.families import family_class
 from envs.mujoco_task import MujocoTaskEnv
 from envs.navigation import navigation_step
 
@@ -66,8 +67,6 @@ class BatchedTaskEnv(VectorEnv):
         tasks: np.ndarray | None = None,
         **env_kwargs: Any,
     ) -> None:
-        from envs import family_class  # the registry imports this module
-
         self.family = family_class(family)
         self._name = self.family.__name__
         self.num_envs = check_count(num_envs, "num_envs")

@@ -9,12 +9,17 @@ from envs import family_class
 from envs.mujoco_task import MujocoTaskEnv
 from maml.run.devices import DEVICES
 from maml.run.threads import follow_load_field, threads_field
-from maml_rl.fisher import SUBSAMPLES
-from maml_rl.meta_update import META_STEPS
-from maml_rl.policies import INITS
-from maml_rl.sampler import SAMPLINGS
 
 ENV_NAMES = ("navigation-2d", "halfcheetah-vel", "halfcheetah-dir", "ant-vel", "ant-dir")
+# What a sampling gathers per task: whole episodes, or a step budget as rllab's sampler did.
+SAMPLINGS = ("episodes", "steps")
+# The policy's initialisation. "torch": nn.Linear's own (Kaiming-uniform weights, uniform
+# biases); "xavier": the authors' MAMLGaussianMLPPolicy (cbfinn/maml_rl,
+# sandbox/rocky/tf/policies/maml_minimal_gauss_mlp_policy.py, create_MLP: Xavier-uniform weights
+# and zero biases for the hidden and output layers).
+INITS = ("torch", "xavier")
+META_STEPS = ("natural", "gradient")  # the TRPO step's direction
+SUBSAMPLES = ("episodes", "tasks")  # what the Fisher-vector products subsample
 
 
 def _f(default, help: str, **meta):

@@ -23,11 +23,11 @@ from maml.run.devices import DEVICES, resolve_device
 from maml.run.errors import UsageError, run_cli, show_messages
 from maml.run.presets import read_preset
 from maml.run.stats import mean_and_ci95
-from maml_rl.config import TrainConfig
-from maml_rl.policies import INITS
+from maml_rl.build import build_learner, make_sampler
+from maml_rl.config import INITS, TrainConfig
+from maml_rl.plots import plot_returns
 from maml_rl.sampler import Sampler
 from maml_rl.trained import Trained, inner_step, load_run
-from maml_rl.trainer import build_learner, make_sampler
 from maml_rl.video import INSTALL, check_video, record_adaptation
 
 TEST_SEED_OFFSET = 7_919  # test tasks come from a generator of their own
@@ -205,30 +205,6 @@ def format_lengths(lengths: Tensor) -> str:
     """One line of the mean episode length over test tasks after each step."""
     means = " / ".join(f"{float(values.mean()):.1f}" for values in lengths)
     return f"mean episode length after 0..{len(lengths) - 1} steps: {means}"
-
-
-def returns_figure(returns: Tensor, title: str):
-    """Average return (with its 95% interval over tasks) after each inner step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    stats = [mean_and_ci95(values) for values in returns]
-    figure, axis = plt.subplots(figsize=(4.5, 3.2))
-    axis.errorbar(range(len(stats)), [m for m, _ in stats], yerr=[c for _, c in stats], marker="o")
-    axis.set(xlabel="inner steps", ylabel="average return", title=title)
-    axis.set_xticks(range(len(stats)))
-    figure.tight_layout()
-    return figure
-
-
-def plot_returns(returns: Tensor, path: Path, title: str) -> None:
-    import matplotlib.pyplot as plt
-
-    figure = returns_figure(returns, title)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 @show_messages("maml.run.saved")

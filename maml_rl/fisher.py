@@ -23,11 +23,11 @@ from torch.utils._pytree import tree_map
 from maml import MAML
 from maml.inner_loop import Params
 from maml.run.distributed import ONE_PROCESS, Ranks
+from maml_rl.config import SUBSAMPLES
 from maml_rl.episodes import Episodes
 from maml_rl.trpo import flat, unflat
 
 Measure = Callable[..., Tensor]
-SUBSAMPLES = ("episodes", "tasks")
 
 
 def subset(episodes: Episodes, fraction: float, generator: torch.Generator) -> Episodes:

@@ -11,12 +11,11 @@ from torch.nn.utils import vector_to_parameters
 from maml import MAML, PerStep
 from maml.inner_loop import Params
 from maml.run.distributed import ONE_PROCESS, Ranks
+from maml_rl.config import META_STEPS
 from maml_rl.episodes import Episodes
 from maml_rl.fisher import gauss_newton_fvp
 from maml_rl.losses import surrogate_and_kl
 from maml_rl.trpo import conjugate_gradient, flat, line_search
-
-META_STEPS = ("natural", "gradient")
 
 
 @dataclass

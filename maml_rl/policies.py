@@ -14,11 +14,9 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from maml_rl.config import INITS
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
-# "torch": nn.Linear's own (Kaiming-uniform weights, uniform biases); "xavier": the authors'
-# MAMLGaussianMLPPolicy (cbfinn/maml_rl, sandbox/rocky/tf/policies/maml_minimal_gauss_mlp_policy.py,
-# create_MLP: Xavier-uniform weights and zero biases for the hidden and output layers).
-INITS = ("torch", "xavier")
 
 
 def mlp(inputs: int, outputs: int, hidden: tuple[int, ...], activation: str) -> nn.Sequential:

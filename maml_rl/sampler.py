@@ -13,9 +13,6 @@ from maml.inner_loop import Params
 from maml.run.threads import fixed_threads
 from maml_rl.episodes import Episodes
 
-# What a sampling gathers per task: whole episodes, or a step budget as rllab's sampler did.
-SAMPLINGS = ("episodes", "steps")
-
 
 class Sampler:
     """``meta_batch x rollouts`` copies of a task family in one :class:`BatchedTaskEnv`.

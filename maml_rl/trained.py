@@ -18,12 +18,12 @@ from maml.inner_loop import Params
 from maml.learner import MAML
 from maml.run.devices import resolve_device
 from maml.run.saved import load_learner_state, read_run
+from maml_rl.build import build_learner, make_sampler
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import Episodes, with_advantages
 from maml_rl.losses import reinforce_loss
 from maml_rl.policies import CategoricalPolicy, GaussianPolicy
 from maml_rl.sampler import box_rescaling
-from maml_rl.trainer import build_learner, make_sampler
 
 
 class Trained(NamedTuple):

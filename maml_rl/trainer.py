@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,117 +14,19 @@ from envs import family_class
 from envs.mujoco_task import MujocoTaskEnv
 from maml.inner_loop import Params
 from maml.learner import MAML
-from maml.run import distributed, loop
+from maml.run import loop
 from maml.run.distributed import ONE_PROCESS, Ranks
-from maml.run.errors import UsageError
 from maml.run.loop import Clock, NonFinite
+from maml_rl.build import build, default_fisher_fraction, mujoco_threads, resolved
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import Episodes, with_advantages
-from maml_rl.losses import reinforce_loss
+from maml_rl.evaluate import default_step_sizes, returns_after_steps
 from maml_rl.meta_update import TRPOSettings, adapted_params, trpo_step
-from maml_rl.policies import make_policy
+from maml_rl.plots import returns_figure
 from maml_rl.sampler import Sampler
 
 VAL_STEPS = 3  # inner steps of a validation, as in the paper's figures
 VAL_SEED_OFFSET = 10_007  # held-out tasks come from a seed of their own
-
-
-def check_config(config: TrainConfig) -> None:
-    """Bounds the dataclass metadata cannot say."""
-    if config.fisher_fraction is not None and not 0 < config.fisher_fraction <= 1:
-        raise UsageError(
-            f"--fisher-fraction must be in (0, 1] or auto, got {config.fisher_fraction}"
-        )
-    if not 0 <= config.gae_lambda <= 1:
-        raise UsageError(f"--gae-lambda must be in [0, 1], got {config.gae_lambda}")
-    if not 0 < config.gamma <= 1:
-        raise UsageError(f"--gamma must be in (0, 1], got {config.gamma}")
-    if config.frame_skip is not None and not issubclass(family_class(config.env), MujocoTaskEnv):
-        raise UsageError(
-            f"--frame-skip applies to the MuJoCo families only, not {config.env}; got "
-            f"{config.frame_skip} (leave it out)"
-        )
-
-
-def resolved(config: TrainConfig, device: torch.device) -> TrainConfig:
-    """``config`` with the ``auto`` settings that decide what a run trains replaced by what it
-    uses (written to config.toml): the family's horizon and frame skip, the device's Fisher
-    fraction. MuJoCo's threads, which change only the speed, are chosen at each start
-    (:func:`mujoco_threads`, in history.toml)."""
-    check_config(config)
-    family = family_class(config.env)
-    frame_skip = config.frame_skip
-    if issubclass(family, MujocoTaskEnv) and frame_skip is None:
-        frame_skip = inspect.signature(family).parameters["frame_skip"].default
-    return dataclasses.replace(
-        config,
-        horizon=config.horizon or family.horizon,
-        frame_skip=frame_skip,
-        fisher_fraction=config.fisher_fraction or default_fisher_fraction(device),
-    )
-
-
-def mujoco_threads(config: TrainConfig) -> int:
-    """The MuJoCo rollout threads of a sampler: ``--nthread``, else this rank's cores."""
-    return config.nthread or distributed.cores_per_rank() or len(os.sched_getaffinity(0))
-
-
-def default_fisher_fraction(device: torch.device) -> float:
-    """On the CPU a fifth of the episodes makes the TRPO step several times cheaper for a step
-    close to the full Fisher's; on a GPU the whole Fisher costs little more (speed_rl)."""
-    return 1.0 if device.type == "cuda" else 0.2
-
-
-def build_learner(config: TrainConfig, device: torch.device) -> MAML:
-    """A freshly initialised meta-learner around the policy for the family's spaces."""
-    check_config(config)
-    env = family_class(config.env)()
-    torch.manual_seed(config.seed)
-    policy = make_policy(
-        env.observation_space,
-        env.action_space,
-        (config.hidden,) * config.depth,
-        config.activation,
-        config.init,
-    ).to(device)
-    env.close()
-    return MAML(
-        policy,
-        reinforce_loss(type(policy)),
-        inner_steps=config.inner_steps,
-        inner_lr=config.inner_lr,
-        first_order=config.first_order,
-    )
-
-
-def build(
-    config: TrainConfig, device: torch.device, ranks: Ranks = ONE_PROCESS
-) -> tuple[MAML, Sampler]:
-    """The sampler (of this rank's tasks) and a freshly initialised meta-learner.
-
-    With ``sampling = "steps"`` each task gets the episodes of the authors' training sampler
-    (rllab's ``VectorizedSampler`` with ``n_envs = meta_batch_size``): one env per task runs
-    episodes back to back until they hold ``rollouts x horizon`` steps, and only the last,
-    unfinished one is dropped; :meth:`Sampler.sample_serial` runs them on ``rollouts`` lanes
-    per task at once. (rllab stopped all tasks together once their total was reached; each task
-    stopping at its own budget differs by less than an episode per task and needs no talk
-    between ranks.)
-    """
-    return build_learner(config, device), make_sampler(config, ranks.share(config.meta_batch))
-
-
-def make_sampler(config: TrainConfig, tasks: slice | None = None) -> Sampler:
-    """The sampler of ``config``'s meta-batch, or of its block ``tasks`` of it: ``rollouts``
-    copies of each task's env."""
-    return Sampler(
-        config.env,
-        config.meta_batch,
-        config.rollouts,
-        horizon=config.horizon,
-        nthread=mujoco_threads(config),
-        env_kwargs=None if config.frame_skip is None else {"frame_skip": config.frame_skip},
-        tasks=tasks,
-    )
 
 
 def trpo_settings(config: TrainConfig, device: torch.device) -> TRPOSettings:
@@ -305,8 +204,6 @@ class RLTrainer:
     def validate(self, writer: SummaryWriter, done: int) -> None:
         """Returns after 0..VAL_STEPS inner steps on fixed held-out tasks (the test protocol's
         step sizes, the run's episodes per task): scalars and a figure."""
-        from maml_rl.evaluate import default_step_sizes, returns_after_steps, returns_figure
-
         config = self.config
         started = time.perf_counter()
         returns = returns_after_steps(

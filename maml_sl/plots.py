@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -11,7 +13,9 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from maml.learner import MAML  # noqa: E402
-from maml_sl.tasks.sinusoid import SinusoidTasks  # noqa: E402
+
+if TYPE_CHECKING:
+    from maml_sl.tasks.sinusoid import SinusoidTasks
 
 
 def sinusoid_figure(

@@ -10,9 +10,9 @@ from torch import nn
 from maml.learner import MAML
 from maml.run.devices import resolve_device
 from maml.run.saved import load_learner_state, read_run
+from maml_sl.build import build_learner
 from maml_sl.config import TrainConfig
 from maml_sl.tasks import TaskSetup
-from maml_sl.trainer import build_learner
 
 
 class Trained(NamedTuple):

@@ -18,27 +18,12 @@ from maml.run import loop
 from maml.run.distributed import ONE_PROCESS, Ranks
 from maml.run.errors import UsageError
 from maml.run.loop import Clock, NonFinite
+from maml_sl.build import build_learner
 from maml_sl.config import TrainConfig
-from maml_sl.tasks import TaskSetup, make_task
+from maml_sl.tasks import TaskSetup
 
 VAL_STEPS = (0, 1, 5, 10)
 VAL_SEED_OFFSET = 10_007  # held-out tasks come from a generator of their own
-
-
-def build_learner(config: TrainConfig, device: torch.device) -> tuple[MAML, TaskSetup]:
-    """The task family and a freshly initialised meta-learner for ``config``."""
-    torch.manual_seed(config.seed)
-    setup = make_task(config, device)
-    learner = MAML(
-        setup.model.to(device),
-        setup.loss,
-        inner_steps=config.inner_steps,
-        inner_lr=config.inner_lr,
-        first_order=config.first_order,
-        learn_inner_lr=None if config.learn_inner_lr == "none" else config.learn_inner_lr,
-        path=config.path,
-    )
-    return learner, setup
 
 
 class SupervisedTrainer:

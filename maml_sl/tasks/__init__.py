@@ -12,8 +12,15 @@ from torch import nn
 from maml.learner import TaskLoss
 from maml.run.errors import UsageError
 from maml_sl.config import TASK_NAMES, TrainConfig
+from maml_sl.data import miniimagenet, omniglot
+from maml_sl.data.miniimagenet import SPLITS, load_miniimagenet
+from maml_sl.data.omniglot import load_omniglot
+from maml_sl.data.overlap import check_disjoint
+from maml_sl.data.splits import split_characters
 from maml_sl.losses import cross_entropy, loss_and_accuracy, mse
 from maml_sl.models import conv4, mlp
+from maml_sl.plots import episode_figure, sinusoid_figure
+from maml_sl.tasks.fewshot import FewShotTasks
 from maml_sl.tasks.sinusoid import SinusoidTasks
 
 
@@ -54,8 +61,6 @@ class TaskSetup:
 def make_task(config: TrainConfig, device: torch.device) -> TaskSetup:
     """Build the samplers, model and loss of ``config.task``."""
     if config.task == "sinusoid":
-        from maml_sl.plots import sinusoid_figure
-
         tasks = SinusoidTasks(device=device)
         model = mlp(1, 1, hidden=config.hidden, depth=config.depth)
         return TaskSetup(tasks, model, mse, tasks, tasks, 100, figure=sinusoid_figure)
@@ -71,25 +76,27 @@ def _names(text: str) -> list[str]:
 
 
 def _omniglot(config: TrainConfig, device: torch.device) -> TaskSetup:
-    from maml_sl.data.omniglot import IMAGE_SIZE, load_omniglot
-    from maml_sl.data.splits import split_characters
-
     if not config.data:
         raise UsageError("--task omniglot needs --data PATH (an Omniglot folder or zip)")
     characters = load_omniglot(config.data, cache_dir=config.cache_dir or None)
     parts = split_characters(
         characters, config.split_seed, _names(config.train_on), _names(config.test_on)
     )
-    model = conv4(1, config.ways, filters=config.filters, pool="stride", image_size=IMAGE_SIZE)
+    model = conv4(
+        1, config.ways, filters=config.filters, pool="stride", image_size=omniglot.IMAGE_SIZE
+    )
     return _image_task(
-        config, device, parts, model, ImageFormat(IMAGE_SIZE, "L", invert=True), "characters", True
+        config,
+        device,
+        parts,
+        model,
+        ImageFormat(omniglot.IMAGE_SIZE, "L", invert=True),
+        "characters",
+        True,
     )
 
 
 def _miniimagenet(config: TrainConfig, device: torch.device) -> TaskSetup:
-    from maml_sl.data.miniimagenet import IMAGE_SIZE, SPLITS, load_miniimagenet
-    from maml_sl.data.overlap import check_disjoint
-
     if not config.data:
         raise UsageError("--task miniimagenet needs --data PATH (images/ and the split CSVs)")
     if config.train_on or config.test_on:
@@ -97,9 +104,11 @@ def _miniimagenet(config: TrainConfig, device: torch.device) -> TaskSetup:
     cache = config.cache_dir or None
     parts = {split: load_miniimagenet(config.data, split, cache_dir=cache) for split in SPLITS}
     check_disjoint(parts)
-    model = conv4(3, config.ways, filters=config.filters, pool="max", image_size=IMAGE_SIZE)
+    model = conv4(
+        3, config.ways, filters=config.filters, pool="max", image_size=miniimagenet.IMAGE_SIZE
+    )
     return _image_task(
-        config, device, parts, model, ImageFormat(IMAGE_SIZE, "RGB"), "classes", False
+        config, device, parts, model, ImageFormat(miniimagenet.IMAGE_SIZE, "RGB"), "classes", False
     )
 
 
@@ -109,9 +118,6 @@ def _image_task(
     """N-way K-shot classification on the train/val/test splits ``parts`` of what ``unit``
     names (characters, classes); with ``rotations`` each one rotated by 0/90/180/270 degrees is
     a class of its own (Omniglot, as in the MAML paper)."""
-    from maml_sl.plots import episode_figure
-    from maml_sl.tasks.fewshot import FewShotTasks
-
     samplers = {}
     for name, part in parts.items():
         if not part.names:
