@@ -131,7 +131,7 @@ def run_cell(
 
 def _environment() -> dict[str, str]:
     env = dict(os.environ)
-    env.pop("OMP_NUM_THREADS", None)  # each rank sizes its own threads (maml.run.threads)
+    env.pop("OMP_NUM_THREADS", None)  # a run chooses its threads (torchrun sets 1 per rank)
     return env
 
 

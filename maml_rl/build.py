@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import os
 
 import torch
 
@@ -58,7 +57,7 @@ def resolved(config: TrainConfig, device: torch.device) -> TrainConfig:
 
 def mujoco_threads(config: TrainConfig) -> int:
     """The MuJoCo rollout threads of a sampler: ``--nthread``, else this rank's cores."""
-    return config.nthread or distributed.cores_per_rank() or len(os.sched_getaffinity(0))
+    return config.nthread or distributed.cores_per_rank()
 
 
 def default_fisher_fraction(device: torch.device) -> float:

@@ -10,8 +10,6 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from envs import family_class
-from envs.mujoco_task import MujocoTaskEnv
 from maml.inner_loop import Params
 from maml.learner import MAML
 from maml.run import loop
@@ -109,7 +107,7 @@ class RLTrainer:
         )
 
     def facts(self) -> dict[str, Any]:
-        if not issubclass(family_class(self.config.env), MujocoTaskEnv):
+        if "nthread" in self.config.inapplicable():
             return {}
         return {"mujoco_threads": mujoco_threads(self.config)}
 

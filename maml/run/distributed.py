@@ -90,11 +90,9 @@ class Ranks:
 ONE_PROCESS = Ranks()
 
 
-def cores_per_rank() -> int | None:
-    """This rank's share of the machine's cores under torchrun (None: one process, all)."""
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    if world_size() == 1 or local == 1:
-        return None
+def cores_per_rank() -> int:
+    """This rank's share of the cores this process may use (all of them for one process)."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if world_size() > 1 else 1
     return max(1, len(os.sched_getaffinity(0)) // local)
 
 

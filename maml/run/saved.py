@@ -38,7 +38,7 @@ def read_run_config(run_dir: str | Path, cls: type[C], command: str) -> C:
         raise UsageError(f"{run_dir} is not a run directory ({config_path} missing)")
     values = read_toml(config_path)
     check_front_end(values, cls, run_dir, command)
-    # A 0 for these in a run's file meant auto (files that predate the word).
+    # In a run's config.toml, 0 for these means auto.
     zeros = getattr(cls, "ZERO_MEANT_AUTO", ())
     values = {k: None if k in zeros and v == 0 else v for k, v in values.items()}
     return from_dict(cls, values, str(config_path))

@@ -87,7 +87,7 @@ def default_threads() -> int:
             ) from None
         if count > 0:
             return count
-    return cores_per_rank() or len(os.sched_getaffinity(0))
+    return cores_per_rank()
 
 
 @contextmanager
