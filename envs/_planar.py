@@ -7,6 +7,17 @@ frames turned only about y: HalfCheetah, Hopper, Walker2d) the forward kinematic
 rotations. The walk over the bodies is traced once into straight-line code, which runs on numpy
 arrays over all copies together, or on Python floats for one copy (a single env), with the same
 bits. The tests hold it to MuJoCo's numbers.
+
+Why generated code and not MuJoCo's own quantities (the rule: only where they cost the batched
+env more than 10%): MuJoCo's ``subtreecom`` and ``subtreelinvel`` sensors on the torso, read as
+the Ant reads its own (``ForwardSensors``), need one more forward pass of every copy after its
+step, which this straight-line code replaces. Timed in one process, this module and the sensors
+in interleaved rounds (frame skip 1, 400 and 800 copies, 1 and 2 MuJoCo threads, 2 CPU cores),
+the batched HalfCheetah ran 22-27% fewer env steps per second with the sensors after a forward
+pass of a copy of the model without forces (contacts, constraints, gravity, springs, dampers and
+actuators off: about 3 us of a thread per copy, against about 0.3 us here), and 44-48% fewer
+after the Ant's full ``mj_forward``. Observations and rewards agreed to 2e-15 over whole
+episodes, and a single env was as fast either way.
 """
 
 from __future__ import annotations
