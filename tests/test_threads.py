@@ -1,6 +1,10 @@
 """Thread counts: fixed for a run by default; the opt-in budget follows the machine's load."""
 
 import os
+import resource
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -85,12 +89,34 @@ def test_fixed_threads_computes_with_its_count_and_gives_torch_back_its_own(four
     assert torch.get_num_threads() == 4
 
 
-def test_cpu_seconds_reads_this_machine():
-    import time
+# Another process's work on our cores: about half a second of CPU time, then it exits.
+SPIN = "import time\nstart = time.process_time()\nwhile time.process_time() - start < 0.5: pass"
 
+
+def cpu_of_children():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def test_cpu_seconds_counts_our_work_as_ours_and_another_processs_as_only_busy():
+    """The budget takes the other processes' load as the busy time of our cores less our own, so
+    our work must show in both counters and another process's in the busy time alone (even once
+    it has exited and been waited for). Each comparison asks for half: the kernel keeps these
+    counts in clock ticks, and the machine's apart from the process's."""
     busy, own = cpu_seconds()
-    deadline = time.monotonic() + 5
-    while cpu_seconds()[1] == own and time.monotonic() < deadline:
-        sum(i * i for i in range(10**5))  # some CPU time of our own
+    deadline = time.monotonic() + 10
+    while cpu_seconds()[1] - own < 0.5 and time.monotonic() < deadline:
+        sum(i * i for i in range(10**4))  # some CPU time of our own
+    busy_ours, own_ours = cpu_seconds()
+    ours = own_ours - own
+    assert ours >= 0.5, "this process's CPU time did not grow while it computed"
+    assert busy_ours - busy >= ours / 2, (busy_ours - busy, ours)
+
+    children = cpu_of_children()
+    subprocess.run([sys.executable, "-c", SPIN], check=True)  # we wait, it computes
+    child = cpu_of_children() - children
     busy_after, own_after = cpu_seconds()
-    assert 0 <= own < own_after and busy <= busy_after
+    assert child >= 0.5
+    assert own_after - own_ours < child / 2, (own_after - own_ours, child)
+    others = (busy_after - busy_ours) - (own_after - own_ours)
+    assert others >= child / 2, (others, child)
