@@ -20,6 +20,7 @@ says so).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import sys
 from functools import partial
@@ -44,6 +45,7 @@ from maml_rl.evaluate import (
     load_run,
     outcomes_after_steps,
 )
+from maml_rl.paper import sample_lockstep
 
 # Finn et al. 2017, table in section 5.3 (navigation, HalfCheetah velocity), and the authors'
 # result files behind their figures (cbfinn/maml_rl, icml/icml_*_results_maml.pkl, 40 test
@@ -78,9 +80,13 @@ def evaluate(
     rollouts: int,
     budget: int | None,
 ) -> dict[str, torch.Tensor]:
-    """Returns and episode lengths after 0..STEPS steps on the fixed test tasks."""
+    """Returns and episode lengths after 0..STEPS steps on the fixed test tasks: ``rollouts``
+    whole episodes per task (whatever the run trained with), or the authors' test sampler with
+    a ``budget``."""
+    whole = dataclasses.replace(config, sampling="episodes")
+    sample = None if budget is None else partial(sample_lockstep, budget=budget)
     returns, lengths = outcomes_after_steps(
-        learner, config, tasks, STEPS, step_sizes, TEST_SEED, rollouts, budget
+        learner, whole, tasks, STEPS, step_sizes, TEST_SEED, rollouts, sample=sample
     )
     return {"returns": returns, "lengths": lengths}
 

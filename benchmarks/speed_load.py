@@ -106,7 +106,7 @@ def rl_step():
     config.device = "cpu"
     device = torch.device("cpu")
     learner, sampler = build(config, device)
-    settings = trpo_settings(config, device)
+    settings = trpo_settings(config)
     counter = iter(range(10**6))
 
     def step():

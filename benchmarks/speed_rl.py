@@ -64,7 +64,7 @@ def compare_fractions(config: TrainConfig, fractions: list[float], iterations: i
         reference = None
         for fraction in fractions:
             learner.load_state_dict(start)
-            trpo = dataclasses.replace(trpo_settings(config, device), fisher_fraction=fraction)
+            trpo = dataclasses.replace(trpo_settings(config), fisher_fraction=fraction)
             started = time.perf_counter()
             stats = trpo_step(
                 learner, episodes, valid, trpo, torch.Generator().manual_seed(iteration), adapted
@@ -125,7 +125,7 @@ def main() -> None:
     series = trainer_iterations(config, args.warmup)
     whole = series["iteration"]
     parts = ", ".join(f"{name} {statistics.median(series[name]):.2f} s" for name in PARTS)
-    fraction = trpo_settings(config, torch.device(args.device)).fisher_fraction
+    fraction = trpo_settings(config).fisher_fraction
     body = (
         f"{args.env} preset as the trainer runs it ({config.meta_batch} tasks x "
         f"{config.rollouts} episodes, sampled before and after adaptation; policy "

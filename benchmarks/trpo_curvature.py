@@ -21,12 +21,13 @@ import math
 import numpy as np
 import torch
 from torch.nn.utils import vector_to_parameters
+from torch.utils._pytree import tree_map
 
 from benchmarks.results import write_section
 from maml import PerStep
 from maml.run.presets import read_preset
 from maml_rl.build import build
-from maml_rl.config import SUBSAMPLES, TrainConfig
+from maml_rl.config import TrainConfig
 from maml_rl.evaluate import load_run
 from maml_rl.fisher import gauss_newton_fvp
 from maml_rl.losses import surrogate_and_kl
@@ -34,6 +35,21 @@ from maml_rl.trainer import sample_iteration
 from maml_rl.trpo import conjugate_gradient, flat
 
 SCALES = (1.0, 0.5, 0.25)
+SUBSAMPLES = ("episodes", "tasks")  # what a fraction of the Fisher's data takes
+
+
+def fisher(learner, train, valid, adapted, measure, fraction, subsample, damping, seed):
+    """The Gauss-Newton Fisher product on ``fraction`` of each task's episodes, or on all
+    episodes of ``fraction`` of the tasks (each task's term exact, their mean unbiased)."""
+    generator = torch.Generator().manual_seed(seed)
+    if subsample == "tasks" and fraction < 1:
+        tasks = valid.mask.shape[0]
+        chosen = torch.randperm(tasks, generator=generator)[: max(1, round(fraction * tasks))]
+        pick = lambda e: tree_map(lambda x: x.index_select(0, chosen), e)  # noqa: E731
+        train, valid = [pick(e) for e in train], pick(valid)
+        adapted = [{n: p.index_select(0, chosen) for n, p in a.items()} for a in adapted]
+        fraction = 1.0
+    return gauss_newton_fvp(learner, train, valid, measure, fraction, damping, generator, adapted)
 
 
 def kl_ratios(
@@ -60,17 +76,16 @@ def kl_ratios(
     rows = []
     settings = [(f, m) for f in fractions for m in (subsamples if f < 1 else subsamples[:1])]
     for fraction, subsample in settings:
-        fvp = gauss_newton_fvp(
+        fvp = fisher(
             learner,
             train,
             valid,
+            adapted,
             measure,
             fraction,
-            config.cg_damping,
-            torch.Generator().manual_seed(iteration),
-            None,
-            adapted,
             subsample,
+            config.cg_damping,
+            iteration,
         )
         natural, _ = conjugate_gradient(fvp, gradient, config.cg_iterations)
         for name, direction in (("gradient", gradient), ("natural", natural)):

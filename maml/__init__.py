@@ -9,8 +9,8 @@ import os
 # effect where the toolkit is imported first (its commands); a value already set is kept.
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
-from maml.inner_loop import Params  # noqa: E402
 from maml.inner_lr import InnerLR  # noqa: E402
+from maml.inner_step import Params  # noqa: E402
 from maml.learner import MAML, TaskLoss  # noqa: E402
 from maml.support import PerStep  # noqa: E402
 

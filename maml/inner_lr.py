@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -48,8 +49,13 @@ class InnerLR(nn.Module):
                     torch.full(size, self.init, device=device, dtype=dtype)
                 )
 
-    def at_step(self, step: int) -> dict[str, Tensor | float]:
-        """The rate of every parameter tensor at inner step ``step`` (0-based)."""
+    def at_step(self, step: int, sizes: Sequence[float] | None = None) -> dict[str, Tensor | float]:
+        """The rate of every parameter tensor at inner step ``step`` (0-based); ``sizes`` (one
+        per step, the last repeats) replace them for one call."""
+        if sizes is not None:
+            if not sizes or min(sizes) <= 0:
+                raise ValueError(f"step sizes must be positive, got {list(sizes)}")
+            return dict.fromkeys(self.names, float(sizes[min(step, len(sizes) - 1)]))
         if self.learn is None:
             return {name: self.init for name in self.names}
         if self.learn == "per_element":

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils._pytree import tree_leaves, tree_map
 
-from maml.inner_loop import GradFn, Params, autograd_grad, func_grad, sgd_step
 from maml.inner_lr import InnerLR, LearnedLR
-from maml.paths import MetaPath, choose_path
-from maml.support import support_at
-
-log = logging.getLogger("maml")
+from maml.inner_step import Params, inner_step
+from maml.msl import step_weights_tensor, weigh
+from maml.paths import MetaPath, PathChoice
+from maml.support import support_at, task_at, task_count, task_slice
 
 Forward = Callable[..., Any]
 TaskLoss = Callable[[Forward, Any], Tensor]
+TASKS_PER_BACKWARD = 4  # tasks per backward of meta_backward on the loop path
 
 
 class MAML(nn.Module):
@@ -72,46 +69,29 @@ class MAML(nn.Module):
         self.query_loss = query_loss or task_loss
         self.inner_steps = inner_steps
         self.first_order = first_order
-        self.requested_path = path
         first = next(model.parameters())
         shapes = {n: p.shape for n, p in model.named_parameters() if p.requires_grad}
         self.inner_lr = InnerLR(
             shapes, inner_lr, max(inner_steps, 1), learn_inner_lr, first.device, first.dtype
         )
-        self._choices: dict[tuple, tuple[str, str]] = {}
+        self._paths = PathChoice(model, path)
         _ = self.path  # validates the requested path now, not at the first meta-iteration
 
     @property
     def path(self) -> str:
-        """The meta-objective implementation in use now (it depends on mode and device)."""
-        return self._choose(next(self.model.parameters()).device, self.first_order)[0]
-
-    def _choose(self, device: torch.device, first_order: bool) -> tuple[str, str]:
-        """``(path, reason)`` for the order actually run: a second-order call on a learner built
-        first order must not take a path that is only right for first order."""
-        key = (self.model.training, first_order, device)
-        if key not in self._choices:
-            path, reason = choose_path(self.model, self.requested_path, first_order, device)
-            log.info("meta-objective path: %s (%s)", path, reason)
-            self._choices[key] = (path, reason)
-        return self._choices[key]
-
-    @contextmanager
-    def use_path(self, path: MetaPath) -> Iterator[None]:
-        """Use ``path`` for the meta-objective inside the ``with`` block (e.g. the loop path for
-        double backward, where it measures faster than vmap), then the requested one again."""
-        requested, choices = self.requested_path, self._choices
-        self.requested_path, self._choices = path, {}
-        try:
-            _ = self.path  # validates now
-            yield
-        finally:
-            self.requested_path, self._choices = requested, choices
+        """How the tasks run now, ``"vmap"`` or ``"loop"`` (it depends on mode and device)."""
+        return self._paths.choose(next(self.model.parameters()).device, self.first_order)[0]
 
     @property
     def path_reason(self) -> str:
         """Why :attr:`path` was chosen."""
-        return self._choose(next(self.model.parameters()).device, self.first_order)[1]
+        return self._paths.choose(next(self.model.parameters()).device, self.first_order)[1]
+
+    def _vmap(self, params: Params, first_order: bool) -> bool:
+        """Whether tasks run batched under vmap (else one after another), for the order run: a
+        second-order call on a learner built first order must not take a first-order path."""
+        device = next(iter(params.values())).device
+        return self._paths.choose(device, first_order)[0] == "vmap"
 
     def meta_params(self) -> Params:
         """The adapted (trainable) parameters of the model, by name."""
@@ -125,61 +105,51 @@ class MAML(nn.Module):
         fixed.update(self.model.named_buffers())
         return trainable, fixed
 
-    def _fixed(self) -> dict[str, Tensor]:
-        return self._split()[1]
-
     def functional(self, params: Params) -> Forward:
         """``forward(inputs)`` of the model with ``params`` in place of its trainable parameters."""
-        return self._forward(params, self._fixed())
-
-    def adapt(
-        self,
-        params: Params,
-        support: Any,
-        steps: int | None = None,
-        first_order: bool | None = None,
-    ) -> Params:
-        """Adapt ``params`` to one task's ``support`` batch; differentiable and vmappable."""
-        steps = self.inner_steps if steps is None else steps
-        first_order = self.first_order if first_order is None else first_order
-        fixed = self._fixed()
-        for step in range(steps):
-            params = self._inner_step(params, fixed, support, step, first_order, func_grad)
-        return params
-
-    def _inner_step(
-        self, params: Params, fixed: dict, support: Any, step: int, first_order: bool, grad: GradFn
-    ) -> Params:
-        batch = support_at(support, step)
-
-        def support_loss(p: Params) -> Tensor:
-            return self.task_loss(self._forward(p, fixed), batch)
-
-        grads = grad(support_loss, params, not first_order)
-        return sgd_step(params, grads, self.inner_lr.at_step(step))
+        return self._forward(params, self._split()[1])
 
     def _forward(self, params: Params, fixed: dict) -> Forward:
         state = (params, fixed) if fixed else params
         return lambda *args, **kwargs: torch.func.functional_call(self.model, state, args, kwargs)
 
-    def _task_losses(
-        self,
-        params: Params,
-        fixed: dict,
-        support: Any,
-        query: Any,
-        steps: int,
-        first_order: bool,
-        record: bool,
-        outer: TaskLoss,
+    def task_losses(self, params: Params, batch: Any, loss: TaskLoss | None = None) -> Tensor:
+        """Each task's ``loss`` (the task loss by default) at its own parameters: ``params`` and
+        ``batch`` carry a leading task axis; the result too."""
+        vmap = self._vmap(params, self.first_order)
+        return self._losses(params, batch, loss or self.task_loss, self._split()[1], vmap)
+
+    def _losses(
+        self, params: Params, batch: Any, loss: TaskLoss, fixed: dict, vmap: bool
     ) -> Tensor:
-        losses = []
-        for step in range(steps):
-            if record:
-                losses.append(outer(self._forward(params, fixed), query))
-            params = self._inner_step(params, fixed, support, step, first_order, autograd_grad)
-        losses.append(outer(self._forward(params, fixed), query))
-        return torch.stack(losses)
+        def one(p: Params, b: Any) -> Tensor:
+            return loss(self._forward(p, fixed), b)
+
+        if vmap:
+            return torch.func.vmap(one, randomness="different")(params, batch)
+        return torch.stack(
+            [one(task_at(params, t), task_at(batch, t)) for t in range(task_count(params))]
+        )
+
+    def adapt(
+        self,
+        support: Any,
+        steps: int | None = None,
+        *,
+        params: Params | None = None,
+        step_sizes: Sequence[float] | None = None,
+        first_order: bool | None = None,
+    ) -> Params:
+        """Every task's parameters after ``steps`` inner steps on its ``support`` batch.
+
+        ``support`` has a leading task axis, and so has the result. The steps start from the
+        meta-parameters, or from ``params`` (each task's own, a leading task axis) when given.
+        ``step_sizes`` (one per step, the last repeats) replace the learner's inner step sizes.
+        Differentiable to second order unless ``first_order`` (the learner's by default) or
+        under ``torch.no_grad()``.
+        """
+        steps = self.inner_steps if steps is None else steps
+        return self._over_tasks(support, None, steps, first_order, params, step_sizes)[0]
 
     def step_losses(
         self,
@@ -199,59 +169,78 @@ class MAML(nn.Module):
         ``measure(forward, query)`` replaces the query loss, e.g. to return a vector
         ``[loss, accuracy]``: the result is then (tasks, steps + 1, measures).
         """
-        outer = measure or self.query_loss
         steps = self.inner_steps if steps is None else steps
-        first_order = self.first_order if first_order is None else first_order
-        first_order = first_order or not torch.is_grad_enabled()
-        tasks = _task_count(support, query)
-        params, fixed = self._split()
-        if self._choose(next(iter(params.values())).device, first_order)[0] == "vmap":
-            return self._batched_losses(
-                params, fixed, support, query, tasks, steps, first_order, record, outer
-            )
-        return torch.stack(
-            [
-                self._task_losses(
-                    params, fixed, *_task(support, query, t), steps, first_order, record, outer
-                )
-                for t in range(tasks)
-            ]
-        )
+        outer = (measure or self.query_loss, record)
+        return self._over_tasks(support, query, steps, first_order, None, None, outer)[1]
 
-    def _batched_losses(
+    def _over_tasks(
         self,
-        params: Params,
-        fixed: dict,
         support: Any,
         query: Any,
-        tasks: int,
+        steps: int,
+        first_order: bool | None,
+        params: Params | None,
+        step_sizes: Sequence[float] | None,
+        outer: tuple[TaskLoss, bool] | None = None,
+    ) -> tuple[Params, Tensor | None]:
+        """The adaptation of every task, and its query losses where ``outer`` (loss, record) asks:
+        all tasks at once under vmap, or one after another; the one place that decides."""
+        first_order = self.first_order if first_order is None else first_order
+        first_order = first_order or not torch.is_grad_enabled()
+        shared, fixed = self._split()
+        tasks = task_count(support, query, params)
+        settings = (steps, first_order, step_sizes, outer, fixed)
+        if self._vmap(shared, first_order):
+            if params is None:  # every task starts from the meta-parameters
+                params = {n: p.expand(tasks, *p.shape) for n, p in shared.items()}
+            return self._trajectory(params, support, query, *settings, vmap=True)
+
+        # Task by task, each a batch of one: a task's graph holds only its own parameters.
+        def start(t: int) -> Params:
+            if params is None:
+                return {n: p.unsqueeze(0) for n, p in shared.items()}
+            return {n: p[t : t + 1] for n, p in params.items()}
+
+        one = [
+            self._trajectory(
+                start(t),
+                task_slice(support, t),
+                task_slice(query, t),
+                *settings,
+                vmap=False,
+            )
+            for t in range(tasks)
+        ]
+        adapted = {n: torch.cat([a[n] for a, _ in one]) for n in shared}
+        return adapted, None if outer is None else torch.cat([losses for _, losses in one])
+
+    def _trajectory(
+        self,
+        params: Params,
+        support: Any,
+        query: Any,
         steps: int,
         first_order: bool,
-        record: bool,
-        outer: TaskLoss,
-    ) -> Tensor:
-        # Every task gets its own view of the parameters (expanded along a task axis), the model
-        # runs under vmap over that axis, and one autograd call on the sum of the task losses gives
-        # each task its own gradient. Measured faster than vmap over torch.func.grad, which pays
-        # for a functorch grad level per step.
-        def losses_of(p: Params, batch: Any, loss: TaskLoss) -> Tensor:
-            def one(p_t: Params, b_t: Any) -> Tensor:
-                return loss(self._forward(p_t, fixed), b_t)
-
-            return torch.func.vmap(one, randomness="different")(p, batch)
-
-        stacked = {n: p.expand(tasks, *p.shape) for n, p in params.items()}
+        step_sizes: Sequence[float] | None,
+        outer: tuple[TaskLoss, bool] | None,
+        fixed: dict,
+        vmap: bool,
+    ) -> tuple[Params, Tensor | None]:
         losses = []
         for step in range(steps):
-            if record:
-                losses.append(losses_of(stacked, query, outer))
+            if outer is not None and outer[1]:
+                losses.append(self._losses(params, query, outer[0], fixed, vmap))
             batch = support_at(support, step)
-            grads = autograd_grad(
-                lambda p, b=batch: losses_of(p, b, self.task_loss).sum(), stacked, not first_order
-            )
-            stacked = sgd_step(stacked, grads, self.inner_lr.at_step(step))
-        losses.append(losses_of(stacked, query, outer))
-        return torch.stack(losses, dim=1)
+
+            def support_loss(p: Params, batch: Any = batch) -> Tensor:
+                return self._losses(p, batch, self.task_loss, fixed, vmap).sum()
+
+            sizes = self.inner_lr.at_step(step, step_sizes)
+            params = inner_step(support_loss, params, sizes, create_graph=not first_order)
+        if outer is None:
+            return params, None
+        losses.append(self._losses(params, query, outer[0], fixed, vmap))
+        return params, torch.stack(losses, dim=1)
 
     def meta_loss(
         self, support: Any, query: Any, step_weights: Sequence[float] | Tensor | None = None
@@ -261,95 +250,31 @@ class MAML(nn.Module):
         ``step_weights`` (one per inner step) turns on the multi-step loss of MAML++: the weighted
         sum of the query losses after every inner step.
         """
-        weights = self._step_weights(step_weights)
+        weights = step_weights_tensor(step_weights, self.inner_steps)
         losses = self.step_losses(support, query, record=weights is not None)
-        return _weigh(losses, weights).mean()
+        return weigh(losses, weights).mean()
 
     def meta_backward(
-        self,
-        support: Any,
-        query: Any,
-        step_weights: Sequence[float] | Tensor | None = None,
-        tasks_per_backward: int = 4,
+        self, support: Any, query: Any, step_weights: Sequence[float] | Tensor | None = None
     ) -> Tensor:
         """``meta_loss(...).backward()`` in less memory; returns the meta-loss, detached.
 
         The meta-gradient is accumulated into the ``.grad`` of the learner's parameters, as
-        ``backward`` does. On the loop path each task's graph is freed as soon as its share of the
-        gradient is taken, so memory holds one task's graph rather than the whole meta-batch's
-        Tasks are taken ``tasks_per_backward`` at a time: one backward per group keeps memory near
-        one group's graphs at little cost in time (benchmarks/RESULTS.md, speed_omniglot).
-        Use :meth:`meta_loss` when the meta-objective itself must be differentiated again.
+        ``backward`` does. On the loop path the tasks go ``TASKS_PER_BACKWARD`` at a time, one
+        backward each: memory holds one group's graphs, not the whole meta-batch's, at little
+        cost in time (benchmarks/RESULTS.md, speed_omniglot). Use :meth:`meta_loss` when the
+        meta-objective itself must be differentiated again.
         """
-        if (
-            isinstance(tasks_per_backward, bool)
-            or not isinstance(tasks_per_backward, int)
-            or (tasks_per_backward < 1)
-        ):
-            raise ValueError(
-                f"tasks_per_backward must be a positive int, got {tasks_per_backward!r}"
-            )
         if not torch.is_grad_enabled():
             raise RuntimeError("meta_backward needs gradients; it was called under torch.no_grad()")
-        params, fixed = self._split()
-        if self._choose(next(iter(params.values())).device, self.first_order)[0] == "vmap":
-            loss = self.meta_loss(support, query, step_weights)
+        tasks = task_count(support, query)
+        vmap = self._vmap(self.meta_params(), self.first_order)
+        group = tasks if vmap else TASKS_PER_BACKWARD
+        total = None
+        for start in range(0, tasks, group):
+            part = slice(start, min(start + group, tasks))
+            loss = self.meta_loss(task_slice(support, part), task_slice(query, part), step_weights)
+            loss = loss * ((part.stop - part.start) / tasks)
             loss.backward()
-            return loss.detach()
-        weights = self._step_weights(step_weights)
-        tasks = _task_count(support, query)
-        total, group = torch.zeros(()), []
-        for t in range(tasks):
-            losses = self._task_losses(
-                params,
-                fixed,
-                *_task(support, query, t),
-                self.inner_steps,
-                self.first_order,
-                weights is not None,
-                self.query_loss,
-            )
-            group.append(_weigh(losses.unsqueeze(0), weights)[0] / tasks)
-            if len(group) == tasks_per_backward or t == tasks - 1:
-                loss = torch.stack(group).sum()
-                loss.backward()
-                total, group = total.to(loss) + loss.detach(), []
+            total = loss.detach() if total is None else total + loss.detach()
         return total
-
-    def _step_weights(self, step_weights: Sequence[float] | Tensor | None) -> Tensor | None:
-        if step_weights is None:
-            return None
-        # Kept in float64 until it meets the losses (then their dtype): a float64 model's
-        # multi-step loss must not carry float32 rounding of its weights.
-        weights = torch.as_tensor(step_weights, dtype=torch.float64)
-        if weights.shape != (self.inner_steps,):
-            raise ValueError(
-                f"step_weights has shape {tuple(weights.shape)}; "
-                f"expected one weight per inner step: ({self.inner_steps},)"
-            )
-        return weights
-
-
-def _weigh(losses: Tensor, weights: Tensor | None) -> Tensor:
-    """Per-task meta-loss from (tasks, steps + 1) query losses: the last, or weighted over steps."""
-    if weights is None:
-        return losses[:, -1]
-    return (losses[:, 1:] * weights.to(losses)).sum(dim=1)
-
-
-def _task(support: Any, query: Any, t: int) -> tuple[Any, Any]:
-    """Task ``t``'s support and query batches."""
-    return tree_map(lambda x: x[t], support), tree_map(lambda x: x[t], query)
-
-
-def _task_count(support: Any, query: Any) -> int:
-    leaves = tree_leaves(support) + tree_leaves(query)
-    if not leaves:
-        raise ValueError("support and query hold no tensors")
-    counts = {tuple(x.shape[:1]) for x in leaves}
-    if len(counts) != 1 or counts == {()}:
-        shapes = [tuple(x.shape) for x in leaves]
-        raise ValueError(
-            f"support and query tensors must share a leading task axis; got shapes {shapes}"
-        )
-    return leaves[0].shape[0]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import torch
 from torch import nn
+
+log = logging.getLogger("maml")
 
 MetaPath = Literal["auto", "vmap", "loop"]  # how the meta-objective runs over tasks
 PATHS: tuple[str, ...] = ("auto", "vmap", "loop")
@@ -66,3 +69,20 @@ def choose_path(
     if device.type == "cpu" and any(isinstance(m, _CONVS) for m in model.modules()):
         return "loop", "convolutions lose their batching under vmap on the CPU (slower, measured)"
     return "vmap", "fastest measured for this model and device"
+
+
+class PathChoice:
+    """The path of a model for each (mode, order, device), chosen once and logged."""
+
+    def __init__(self, model: nn.Module, requested: str) -> None:
+        self.model, self.requested = model, requested
+        self._chosen: dict[tuple, tuple[str, str]] = {}
+
+    def choose(self, device: torch.device, first_order: bool) -> tuple[str, str]:
+        """``(path, reason)`` for the model's mode now, ``first_order`` and ``device``."""
+        key = (self.model.training, first_order, device)
+        if key not in self._chosen:
+            path, reason = choose_path(self.model, self.requested, first_order, device)
+            log.info("meta-objective path: %s (%s)", path, reason)
+            self._chosen[key] = (path, reason)
+        return self._chosen[key]

@@ -1,10 +1,11 @@
-"""Support data that changes from one inner step to the next (fresh rollouts per step in RL)."""
+"""Task batches: any pytree of tensors with a leading task axis, and support data that changes
+from one inner step to the next (fresh rollouts per step in RL)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from torch.utils._pytree import register_pytree_node
+from torch.utils._pytree import register_pytree_node, tree_leaves, tree_map
 
 
 class PerStep(tuple):
@@ -35,3 +36,28 @@ def support_at(support: Any, step: int) -> Any:
             "per step"
         )
     return support[step]
+
+
+def task_count(*batches: Any) -> int:
+    """The length of the leading task axis the ``batches`` (``None`` for none) share."""
+    leaves = [x for batch in batches if batch is not None for x in tree_leaves(batch)]
+    if not leaves:
+        raise ValueError("support and query hold no tensors")
+    counts = {tuple(x.shape[:1]) for x in leaves}
+    if len(counts) != 1 or counts == {()}:
+        shapes = [tuple(x.shape) for x in leaves]
+        raise ValueError(
+            f"support, query and parameters must share a leading task axis; got shapes {shapes}"
+        )
+    return leaves[0].shape[0]
+
+
+def task_slice(batch: Any, which: int | slice) -> Any:
+    """Task ``which`` (kept as a batch of one) or the tasks ``which`` of a batch (or ``None``)."""
+    which = slice(which, which + 1) if isinstance(which, int) else which
+    return None if batch is None else tree_map(lambda x: x[which], batch)
+
+
+def task_at(batch: Any, t: int) -> Any:
+    """Task ``t`` of a batch, without its task axis."""
+    return tree_map(lambda x: x[t], batch)

@@ -22,10 +22,8 @@ from maml_rl.sampler import Sampler
 
 def check_config(config: TrainConfig) -> None:
     """Bounds the dataclass metadata cannot say."""
-    if config.fisher_fraction is not None and not 0 < config.fisher_fraction <= 1:
-        raise UsageError(
-            f"--fisher-fraction must be in (0, 1] or auto, got {config.fisher_fraction}"
-        )
+    if not 0 < config.fisher_fraction <= 1:
+        raise UsageError(f"--fisher-fraction must be in (0, 1], got {config.fisher_fraction}")
     if not 0 <= config.gae_lambda <= 1:
         raise UsageError(f"--gae-lambda must be in [0, 1], got {config.gae_lambda}")
     if not 0 < config.gamma <= 1:
@@ -39,9 +37,8 @@ def check_config(config: TrainConfig) -> None:
 
 def resolved(config: TrainConfig, device: torch.device) -> TrainConfig:
     """``config`` with the ``auto`` settings that decide what a run trains replaced by what it
-    uses (written to config.toml): the family's horizon and frame skip, the device's Fisher
-    fraction. MuJoCo's threads, which change only the speed, are chosen at each start
-    (:func:`mujoco_threads`, in history.toml)."""
+    uses (written to config.toml): the family's horizon and frame skip. MuJoCo's threads, which
+    change only the speed, are chosen at each start (:func:`mujoco_threads`, in history.toml)."""
     check_config(config)
     family = family_class(config.env)
     frame_skip = config.frame_skip
@@ -51,19 +48,12 @@ def resolved(config: TrainConfig, device: torch.device) -> TrainConfig:
         config,
         horizon=config.horizon or family.horizon,
         frame_skip=frame_skip,
-        fisher_fraction=config.fisher_fraction or default_fisher_fraction(device),
     )
 
 
 def mujoco_threads(config: TrainConfig) -> int:
     """The MuJoCo rollout threads of a sampler: ``--nthread``, else this rank's cores."""
     return config.nthread or distributed.cores_per_rank()
-
-
-def default_fisher_fraction(device: torch.device) -> float:
-    """On the CPU a fifth of the episodes makes the TRPO step several times cheaper for a step
-    close to the full Fisher's; on a GPU the whole Fisher costs little more (speed_rl)."""
-    return 1.0 if device.type == "cuda" else 0.2
 
 
 def build_learner(config: TrainConfig, device: torch.device) -> MAML:
@@ -96,7 +86,7 @@ def build(
     With ``sampling = "steps"`` each task gets the episodes of the authors' training sampler
     (rllab's ``VectorizedSampler`` with ``n_envs = meta_batch_size``): one env per task runs
     episodes back to back until they hold ``rollouts x horizon`` steps, and only the last,
-    unfinished one is dropped; :meth:`Sampler.sample_serial` runs them on ``rollouts`` lanes
+    unfinished one is dropped; :class:`Sampler` runs them on ``rollouts`` lanes
     per task at once. (rllab stopped all tasks together once their total was reached; each task
     stopping at its own budget differs by less than an episode per task and needs no talk
     between ranks.)
@@ -115,4 +105,5 @@ def make_sampler(config: TrainConfig, tasks: slice | None = None) -> Sampler:
         nthread=mujoco_threads(config),
         env_kwargs=None if config.frame_skip is None else {"frame_skip": config.frame_skip},
         tasks=tasks,
+        sampling=config.sampling,
     )

@@ -18,8 +18,6 @@ SAMPLINGS = ("episodes", "steps")
 # sandbox/rocky/tf/policies/maml_minimal_gauss_mlp_policy.py, create_MLP: Xavier-uniform weights
 # and zero biases for the hidden and output layers).
 INITS = ("torch", "xavier")
-META_STEPS = ("natural", "gradient")  # the TRPO step's direction
-SUBSAMPLES = ("episodes", "tasks")  # what the Fisher-vector products subsample
 
 
 def _f(default, help: str, **meta):
@@ -30,13 +28,15 @@ def _f(default, help: str, **meta):
 class TrainConfig:
     """Everything that defines an RL meta-training run; written to ``config.toml``."""
 
-    # A run's config.toml may say 0 for these: it meant auto (read_run_config).
+    # A run's config.toml may say 0 for these: it meant the default (read_run_config).
     ZERO_MEANT_AUTO: ClassVar[tuple[str, ...]] = (
         "horizon",
         "frame_skip",
         "fisher_fraction",
         "nthread",
     )
+    # Settings a run's config.toml may hold with the one value this version still trains with.
+    RETIRED: ClassVar[dict[str, object]] = {"meta_step": "natural", "fisher_subsample": "episodes"}
 
     env: str = _f("halfcheetah-vel", "task family", choices=ENV_NAMES)
     iterations: int = _f(500, "meta-iterations (TRPO updates)", positive=True, resumable=True)
@@ -72,32 +72,17 @@ class TrainConfig:
         choices=INITS,
     )
     max_kl: float = _f(0.01, "TRPO trust region: largest mean KL per update", positive=True)
-    meta_step: str = _f(
-        "natural",
-        "meta-update direction: natural (TRPO: conjugate gradient on the Fisher) or gradient "
-        "(the plain gradient sized by the KL's curvature along it, then the same line search: "
-        "the step the authors' TRPO effectively took)",
-        choices=META_STEPS,
-    )
     cg_iterations: int = _f(10, "conjugate-gradient iterations", positive=True)
     cg_damping: float = _f(1e-5, "damping added to the Fisher matrix", positive=True)
     line_search_steps: int = _f(15, "backtracking steps of the line search", positive=True)
     line_search_ratio: float = _f(0.8, "step shrink factor of the line search", positive=True)
-    # On the CPU a fifth of the episodes makes the TRPO step several times cheaper for a step close
-    # to the full Fisher's; on a GPU the whole Fisher costs little more (benchmarks/RESULTS.md,
-    # speed_rl --compare-fractions).
-    fisher_fraction: float | None = _f(
-        None,
+    # A fifth of the episodes makes the TRPO step several times cheaper on the CPU for a step
+    # close to the full Fisher's (benchmarks/RESULTS.md, speed_rl --compare-fractions).
+    fisher_fraction: float = _f(
+        0.2,
         "fraction of each task's episodes the Fisher-vector products use (of its rows of steps "
-        "laid end to end, where episodes end early), in (0, 1] (auto: 1.0 on CUDA and 0.2 on the "
-        "CPU, chosen when the run starts and kept)",
+        "laid end to end, where episodes end early), in (0, 1]",
         positive=True,
-    )
-    fisher_subsample: str = _f(
-        "episodes",
-        "what --fisher-fraction subsamples: each task's episodes, or the tasks (all episodes of "
-        "each; an unbiased curvature)",
-        choices=SUBSAMPLES,
     )
     seed: int = _f(0, "random seed (policy initialisation, tasks, episodes)")
     device: str = _f(

@@ -9,9 +9,8 @@ import torch
 from torch.nn.utils import vector_to_parameters
 
 from maml import MAML, PerStep
-from maml.inner_loop import Params
+from maml.inner_step import Params
 from maml.run.distributed import ONE_PROCESS, Ranks
-from maml_rl.config import META_STEPS
 from maml_rl.episodes import Episodes
 from maml_rl.fisher import gauss_newton_fvp
 from maml_rl.losses import surrogate_and_kl
@@ -26,29 +25,23 @@ class TRPOSettings:
     line_search_steps: int = 15
     line_search_ratio: float = 0.8
     fisher_fraction: float = 0.2
-    # Tasks under vmap per Fisher product (None: all). All at once measured faster at the default
-    # fraction on 2 CPU cores and on an H200, where a loop over tasks is launch-bound.
-    fisher_tasks_per_product: int | None = None
-    # What fisher_fraction subsamples: each task's episodes, or the tasks (maml_rl.fisher).
-    fisher_subsample: str = "episodes"
-    # "natural": TRPO's natural-gradient direction, conjugate gradient on the Fisher. "gradient":
-    # the surrogate's plain gradient, sized by the Fisher's curvature along it alone, then the same
-    # line search. The second is the step the authors' code effectively took: rllab's
-    # FiniteDifferenceHvp perturbs the parameters by 1e-8 / |theta| times a vector of gradient
-    # size, below float32 resolution, so conjugate gradient sees only the damping and returns
-    # g / damping; the step size's product, with that much larger vector, does see the curvature
-    # (cbfinn/maml_rl, sandbox/rocky/tf/optimizers/conjugate_gradient_optimizer.py).
-    direction: str = "natural"
 
 
-def adapted_params(learner: MAML, train: list[Episodes]) -> Params:
-    """Every task's parameters after one inner step per batch in ``train``: (tasks, ...) each."""
-    params = {n: p.detach() for n, p in learner.meta_params().items()}
-    support = PerStep([episodes.packed() for episodes in train])
-    with torch.no_grad():  # values only: first order computes the same parameters, cheaper
-        return torch.func.vmap(
-            lambda s: learner.adapt(params, s, steps=len(train), first_order=True)
-        )(support)
+def adapt_step(learner: MAML, episodes: Episodes, params: Params | None = None) -> Params:
+    """Every task's parameters after one inner step on its ``episodes``, from ``params`` (each
+    task's) or the meta-parameters: values only (first order computes the same values, cheaper).
+    The step size is the learner's fixed one (the Fisher refuses learned ones)."""
+    with torch.no_grad():
+        return learner.adapt(episodes.packed(), 1, params=params)
+
+
+def adapted_params(learner: MAML, train: list[Episodes]) -> list[Params]:
+    """Every task's parameters after each inner step k on ``train[k]``: (tasks, ...) each."""
+    params, adapted = None, []
+    for episodes in train:
+        params = adapt_step(learner, episodes, params)
+        adapted.append(params)
+    return adapted
 
 
 def trpo_step(
@@ -68,7 +61,8 @@ def trpo_step(
     episodes. The Fisher-vector products are those of ``maml_rl.fisher.gauss_newton_fvp`` on
     ``fisher_fraction`` of each task's train and valid episodes; the surrogate's gradient and the
     line search's surrogate and KL use all of them. ``adapted`` (each inner step's parameters,
-    as ``sample_iteration`` returns them) saves the Fisher a gradient over all train episodes.
+    as ``sample_iteration`` returns them; computed here when not given) are the points where the
+    Fisher takes each step's curvature.
 
     Under torchrun each rank holds its block of the ``total_tasks`` tasks (``ranks.share``): the
     surrogate's gradient, every Fisher-vector product and the line search's surrogate and KL are
@@ -101,22 +95,12 @@ def trpo_step(
         settings.fisher_fraction,
         settings.cg_damping,
         generator,
-        settings.fisher_tasks_per_product,
-        adapted,
-        settings.fisher_subsample,
+        adapted or adapted_params(learner, train),
         ranks,
         total_tasks,
     )
-    if settings.direction == "gradient":
-        direction = gradient
-        curvature = 0.5 * (gradient @ fvp(gradient))
-    elif settings.direction == "natural":
-        direction, residual = conjugate_gradient(fvp, gradient, settings.cg_iterations)
-        curvature = 0.5 * (direction @ (gradient - residual))  # d^T F d without an 11th product
-    else:
-        raise ValueError(
-            f"direction {settings.direction!r} is unknown; allowed: {', '.join(META_STEPS)}"
-        )
+    direction, residual = conjugate_gradient(fvp, gradient, settings.cg_iterations)
+    curvature = 0.5 * (direction @ (gradient - residual))  # d^T F d without an 11th product
     start = flat(params).detach().clone()
     stats = {"surrogate_before": surrogate.item(), "gradient_norm": gradient.norm().item()}
     if not curvature > 0:  # no descent direction (e.g. a zero gradient)

@@ -36,7 +36,7 @@ def batched_mlp(layers: nn.Sequential, params: dict[str, Tensor], prefix: str, x
     as in the policy (``prefix.0.weight``, ...), ``x`` (tasks, n, inputs) -> (tasks, n, outputs).
 
     Batched matrix products: what ``vmap`` of ``functional_call`` computes, in less time at the
-    sampler's sizes (measured when it was introduced; one call per time step).
+    sampler's sizes (one policy call per time step).
     """
     for name, layer in layers.named_children():
         if isinstance(layer, nn.Linear):

@@ -9,8 +9,9 @@ import torch
 from torch import Tensor, nn
 
 from envs import BatchedTaskEnv
-from maml.inner_loop import Params
+from maml.inner_step import Params
 from maml.run.threads import fixed_threads
+from maml_rl.config import SAMPLINGS
 from maml_rl.episodes import Episodes
 
 
@@ -29,6 +30,10 @@ class Sampler:
     steps, and a MuJoCo env's control cost sees the torques it applies, not the raw samples.
     Episodes hold the policy's own actions. ``env_kwargs`` go to the env (``frame_skip``, say).
 
+    ``sampling`` is its one budget rule (``maml_rl.config.SAMPLINGS``): ``rollouts`` whole
+    episodes per task, or ``"steps"``: the episodes one env per task runs back to back until
+    they hold ``rollouts x horizon`` steps, as the MAML authors' training sampler gathered them.
+
     ``tasks`` (a slice of ``range(meta_batch)``) makes this sampler one rank's share of a
     meta-batch: it draws every task and every random number of the whole batch and keeps its
     block, so each of its episodes is the one a sampler of the whole batch would give.
@@ -44,7 +49,11 @@ class Sampler:
         torch_threads_while_sampling: int = 1,
         env_kwargs: dict | None = None,
         tasks: slice | None = None,
+        sampling: str = "episodes",
     ) -> None:
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling {sampling!r} is unknown; allowed: {', '.join(SAMPLINGS)}")
+        self.sampling = sampling
         self.all_tasks, self.rollouts = meta_batch, rollouts
         self.share = tasks or slice(0, meta_batch)
         self.meta_batch = self.share.stop - self.share.start  # the tasks sampled here
@@ -68,7 +77,7 @@ class Sampler:
         """Give task i to its ``rollouts`` copies."""
         self.env.set_tasks(np.repeat(np.asarray(tasks), self.rollouts, axis=0))
 
-    def _acting(self, policy: nn.Module, params: Params, per_task: bool):
+    def acting(self, policy: nn.Module, params: Params, per_task: bool):
         """The policy's outputs for (tasks, rollouts, obs) observations, and its action draws
         from a generator (those of the whole meta-batch, of which this sampler keeps its block)."""
         params = {n: p.detach().cpu() for n, p in params.items()}
@@ -88,7 +97,7 @@ class Sampler:
 
         return outputs_of, sample
 
-    def _env_actions(self, actions: Tensor) -> np.ndarray:
+    def env_actions(self, actions: Tensor) -> np.ndarray:
         """The policy's actions in [-1, 1] rescaled to the env's box and clipped to it."""
         env_actions = actions.reshape(self.meta_batch * self.rollouts, -1).double().numpy()
         if self._action_box is not None:
@@ -97,9 +106,17 @@ class Sampler:
         return env_actions
 
     def sample(self, policy: nn.Module, params: Params, per_task: bool, seed: int) -> Episodes:
-        """Episodes of every copy under ``params`` (shared, or per task with ``per_task=True``)."""
+        """Every task's episodes under ``params`` (shared, or per task with ``per_task=True``),
+        by the sampler's one budget rule: ``rollouts`` whole episodes, or with ``sampling =
+        "steps"`` the episodes that run back to back until ``rollouts x horizon`` steps."""
+        if self.sampling == "steps":
+            return self._budget(policy, params, per_task, seed, self.rollouts * self.horizon)
+        return self._episodes(policy, params, per_task, seed)
+
+    def _episodes(self, policy: nn.Module, params: Params, per_task: bool, seed: int) -> Episodes:
+        """``rollouts`` whole episodes per task, one per copy."""
         tasks, rollouts, horizon = self.meta_batch, self.rollouts, self.horizon
-        outputs_of, sample = self._acting(policy, params, per_task)
+        outputs_of, sample = self.acting(policy, params, per_task)
         generator = torch.Generator().manual_seed(seed)
         columns: dict[str, list[Tensor]] = {k: [] for k in ("obs", "act", "rew", "mask", "out")}
         first = self.share.start * rollouts  # copy i of the whole batch resets from seed + i
@@ -110,7 +127,7 @@ class Sampler:
                 observations = torch.as_tensor(obs, dtype=torch.float32).view(tasks, rollouts, -1)
                 outputs = outputs_of(observations)
                 actions = sample(outputs, generator)
-                obs, rewards, terminated, _, _ = self.env.step(self._env_actions(actions))
+                obs, rewards, terminated, _, _ = self.env.step(self.env_actions(actions))
                 columns["obs"].append(observations)
                 columns["act"].append(actions)
                 columns["out"].append(outputs)
@@ -132,65 +149,14 @@ class Sampler:
             advantages=torch.zeros_like(rewards),
         )
 
-    def sample_steps(
-        self, policy: nn.Module, params: Params, per_task: bool, seed: int, budget: int
-    ) -> Episodes:
-        """Episodes as the MAML authors' rllab sampler gathered them: a step budget per task.
-
-        rllab's ``VectorizedSampler`` (``cbfinn/maml_rl``, ``sandbox/rocky/tf/samplers/
-        vectorized_sampler.py``) steps its envs in lockstep, restarts an env at once when its
-        episode ends, and stops after the time step at which the completed episodes hold at
-        least ``budget`` steps; the episodes still running then are dropped. Here each task's
-        ``rollouts`` copies are its lanes and each task stops at its own such time step. Where
-        episodes end early (a fallen Ant) that gives more episodes than lanes, and favours short
-        ones: a lane's long episode is the one most often cut off. Returns (tasks, E, horizon,
-        ...), E the most episodes any task kept, the others padded with masked-out episodes.
-        """
-        if budget < 1:
-            raise ValueError(f"budget must be positive, got {budget}")
-        tasks, rollouts, horizon = self.meta_batch, self.rollouts, self.horizon
-        lanes = tasks * rollouts
-        outputs_of, sample = self._acting(policy, params, per_task)
-        generator = torch.Generator().manual_seed(seed)
-        columns: dict[str, list[Tensor]] = {k: [] for k in ("obs", "act", "rew", "out")}
-        task_of = np.arange(lanes) // rollouts
-        elapsed = np.zeros(lanes, dtype=np.int64)  # steps into each lane's running episode
-        completed = np.zeros(tasks, dtype=np.int64)  # steps of each task's completed episodes
-        stop = np.full(tasks, -1)  # the time step at which each task's budget was met
-        ends: list[tuple[int, int, int]] = []  # (lane, last time step, length) of kept episodes
-        first = self.share.start * rollouts
-        with fixed_threads(self.threads), torch.no_grad():
-            obs, _ = self.env.reset(seed=[seed + first + i for i in range(lanes)])
-            t = 0
-            while (stop < 0).any():
-                observations = torch.as_tensor(obs, dtype=torch.float32).view(tasks, rollouts, -1)
-                outputs = outputs_of(observations)
-                actions = sample(outputs, generator)
-                obs, rewards, terminated, _, _ = self.env.step(self._env_actions(actions))
-                columns["obs"].append(observations.reshape(lanes, -1))
-                columns["act"].append(actions.reshape(lanes, -1))
-                columns["out"].append(outputs.reshape(lanes, -1))
-                columns["rew"].append(torch.as_tensor(rewards, dtype=torch.float32))
-                elapsed += 1
-                ended = terminated | (elapsed >= horizon)
-                for lane in np.flatnonzero(ended & (stop[task_of] < 0)):
-                    ends.append((lane, t, elapsed[lane]))
-                    completed[task_of[lane]] += elapsed[lane]
-                stop[(stop < 0) & (completed >= budget)] = t
-                if ended.any():
-                    obs, _ = self.env.reset(options={"reset_mask": ended})
-                    elapsed[ended] = 0
-                t += 1
-        self.steps_taken += lanes * t
-        return _episodes_of(columns, ends, task_of, tasks, horizon)
-
-    def sample_serial(
+    def _budget(
         self, policy: nn.Module, params: Params, per_task: bool, seed: int, budget: int
     ) -> Episodes:
         """The episodes one env per task runs back to back until they hold ``budget`` steps.
 
         That is the MAML authors' training sampler (rllab's ``VectorizedSampler`` with
-        ``n_envs = meta_batch_size``; see :meth:`sample_steps`): each task keeps its episodes
+        ``n_envs = meta_batch_size``, ``cbfinn/maml_rl``, ``sandbox/rocky/tf/samplers/
+        vectorized_sampler.py``): each task keeps its episodes
         1..k, k the first at which their steps reach ``budget``. Episodes are independent, and
         whether episode j is kept depends only on those before it, so they need not run one
         after another: a lane starts a task's next episode only when it is sure to be kept (the
@@ -204,11 +170,9 @@ class Sampler:
         (tasks, E, horizon, ...), each task's episodes in their order, E the most any task
         kept, the others padded.
         """
-        if budget < 1:
-            raise ValueError(f"budget must be positive, got {budget}")
         tasks, horizon = self.meta_batch, self.horizon
         lanes = tasks * self.rollouts
-        outputs_of, _ = self._acting(policy, params, per_task)
+        outputs_of, _ = self.acting(policy, params, per_task)
         task_of = np.arange(lanes) // self.rollouts
         running = np.full(lanes, -1)  # the number of the episode each lane runs; -1: idle
         elapsed = np.zeros(lanes, dtype=np.int64)
@@ -259,7 +223,7 @@ class Sampler:
                 actions = taken.new_zeros(lanes, *taken.shape[1:])  # idle lanes: not stepped
                 actions[index] = taken
                 obs, rewards, terminated, _, _ = self.env.step(
-                    self._env_actions(actions), active=active
+                    self.env_actions(actions), active=active
                 )
                 rows["obs"].append(observations)
                 rows["act"].append(taken)
@@ -284,32 +248,6 @@ class Sampler:
         self.env.close()
 
 
-def _episodes_of(
-    columns: dict[str, list[Tensor]],
-    ends: list[tuple[int, int, int]],
-    task_of: np.ndarray,
-    tasks: int,
-    horizon: int,
-) -> Episodes:
-    """The episodes (lane, last time step, length) cut out of time-major columns, grouped by
-    task in the order they ended, padded to the most any task has: (tasks, E, horizon, ...)."""
-    per_task: list[list[tuple[int, int, int]]] = [[] for _ in range(tasks)]
-    for end in ends:
-        per_task[task_of[end[0]]].append(end)
-    most = max(len(kept) for kept in per_task)
-    lane = torch.zeros(tasks, most, dtype=torch.long)
-    start = torch.zeros(tasks, most, dtype=torch.long)
-    length = torch.zeros(tasks, most, dtype=torch.long)
-    for task, kept in enumerate(per_task):
-        for k, (index, last, steps) in enumerate(kept):
-            lane[task, k], start[task, k], length[task, k] = int(index), last - steps + 1, steps
-    step = torch.arange(horizon)
-    mask = step < length.unsqueeze(-1)  # (tasks, E, horizon)
-    time = (start.unsqueeze(-1) + step).clamp(max=len(columns["obs"]) - 1)
-    lanes = lane.unsqueeze(-1).expand_as(time)
-    return _masked_episodes(lambda key: torch.stack(columns[key])[time, lanes], mask)
-
-
 def episode_seed(seed: int, task: int, number: int) -> int:
     """The seed of a sampling's episode ``number`` of ``task`` (of the whole meta-batch): its
     start state (the env's ``reset(seed=...)``) and its action noise (a torch generator)."""
@@ -332,10 +270,10 @@ def _episodes_from_rows(
         index[task, number, :length] = row_of[last - length + 1 : last + 1, lane]
         mask[task, number, :length] = True
     index = torch.from_numpy(index)
-    return _masked_episodes(lambda key: torch.cat(rows[key])[index], torch.from_numpy(mask))
+    return masked_episodes(lambda key: torch.cat(rows[key])[index], torch.from_numpy(mask))
 
 
-def _masked_episodes(take: Callable[[str], Tensor], mask: Tensor) -> Episodes:
+def masked_episodes(take: Callable[[str], Tensor], mask: Tensor) -> Episodes:
     """Episodes of the fields ``take(key)`` gathers, (tasks, E, horizon, ...), zero where
     ``mask`` (tasks, E, horizon) is False."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
-from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -14,14 +13,13 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from maml.inner_loop import Params
+from maml.inner_step import Params
 from maml.learner import MAML
 from maml.run.devices import resolve_device
 from maml.run.saved import load_learner_state, read_run
 from maml_rl.build import build_learner, make_sampler
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import Episodes, with_advantages
-from maml_rl.losses import reinforce_loss
 from maml_rl.policies import CategoricalPolicy, GaussianPolicy
 from maml_rl.sampler import box_rescaling
 
@@ -67,24 +65,18 @@ def load(run: str | Path, device: str | torch.device = "auto") -> Trained:
 def inner_step(
     learner: MAML,
     config: TrainConfig,
-    params: Params,
-    per_task: bool,
     episodes: Episodes,
+    params: Params | None,
     step_size: float,
 ) -> Params:
     """One inner policy-gradient step of every task on its ``episodes`` (tasks first), from
-    ``params`` (shared, or each task's with ``per_task``): the inner loss of training (REINFORCE
-    with the linear baseline and GAE), first order and without a graph. Each task's result."""
-    policy = learner.model
-    device = next(policy.parameters()).device
+    ``params`` (each task's, a leading task axis) or the meta-parameters (``None``): the inner
+    loss of training (REINFORCE with the linear baseline and GAE), values only."""
+    device = next(learner.model.parameters()).device
     episodes = with_advantages(episodes.to(device), config.gamma, config.gae_lambda)
-    episodes = episodes.packed()  # the inner loss averages over steps: fewer rows to compute
-    stepper = MAML(policy, reinforce_loss(type(policy)), inner_lr=step_size, first_order=True)
-    start = {n: p.detach() for n, p in params.items()}
+    # The inner loss averages over steps: fewer rows to compute once packed.
     with torch.no_grad():
-        return torch.func.vmap(
-            partial(stepper.adapt, steps=1), in_dims=(0 if per_task else None, 0)
-        )(start, episodes)
+        return learner.adapt(episodes.packed(), 1, params=params, step_sizes=[step_size])
 
 
 def adaptation(
@@ -109,8 +101,7 @@ def adaptation(
         raise ValueError(f"steps must be zero or more, got {steps}")
     if not step_sizes or min(step_sizes) <= 0:
         raise ValueError(f"step sizes must be positive, got {step_sizes}")
-    params = {n: p.detach() for n, p in learner.meta_params().items()}
-    yield params
+    yield {n: p.detach() for n, p in learner.meta_params().items()}
     if steps == 0:
         return
     one_task = dataclasses.replace(config, meta_batch=1, rollouts=rollouts or config.rollouts)
@@ -118,12 +109,13 @@ def adaptation(
     try:
         sampler.set_tasks(np.asarray(task, dtype=np.float64)[None])
         seeds = np.random.SeedSequence(seed).generate_state(steps)
+        params = None  # the meta-parameters, then the task's own (a task axis of one)
         for step in range(steps):
-            episodes = sampler.sample(learner.model, params, False, seed=int(seeds[step]))
+            acting = learner.meta_params() if params is None else params
+            episodes = sampler.sample(learner.model, acting, params is not None, int(seeds[step]))
             size = step_sizes[min(step, len(step_sizes) - 1)]
-            adapted = inner_step(learner, config, params, False, episodes, size)
-            params = {n: p[0] for n, p in adapted.items()}
-            yield params
+            params = inner_step(learner, config, episodes, params, size)
+            yield {n: p[0] for n, p in params.items()}
     finally:
         sampler.close()
 

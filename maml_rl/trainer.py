@@ -10,16 +10,16 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from maml.inner_loop import Params
+from maml.inner_step import Params
 from maml.learner import MAML
 from maml.run import loop
 from maml.run.distributed import ONE_PROCESS, Ranks
 from maml.run.loop import Clock, NonFinite
-from maml_rl.build import build, default_fisher_fraction, mujoco_threads, resolved
+from maml_rl.build import build, mujoco_threads, resolved
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import Episodes, with_advantages
 from maml_rl.evaluate import default_step_sizes, returns_after_steps
-from maml_rl.meta_update import TRPOSettings, adapted_params, trpo_step
+from maml_rl.meta_update import TRPOSettings, adapt_step, trpo_step
 from maml_rl.plots import returns_figure
 from maml_rl.sampler import Sampler
 
@@ -27,18 +27,15 @@ VAL_STEPS = 3  # inner steps of a validation, as in the paper's figures
 VAL_SEED_OFFSET = 10_007  # held-out tasks come from a seed of their own
 
 
-def trpo_settings(config: TrainConfig, device: torch.device) -> TRPOSettings:
-    """The TRPO settings of ``config``, with the Fisher fraction of ``device`` where it is auto."""
-    fraction = config.fisher_fraction or default_fisher_fraction(device)
+def trpo_settings(config: TrainConfig) -> TRPOSettings:
+    """The TRPO settings of ``config``."""
     return TRPOSettings(
         config.max_kl,
         config.cg_iterations,
         config.cg_damping,
         config.line_search_steps,
         config.line_search_ratio,
-        fraction,
-        direction=config.meta_step,
-        fisher_subsample=config.fisher_subsample,
+        config.fisher_fraction,
     )
 
 
@@ -69,17 +66,14 @@ def sample_iteration(
         started = time.perf_counter()
         if step == 0:
             params, per_task = learner.meta_params(), False
-        else:
-            params, per_task = adapted_params(learner, train), True
+        else:  # one more step from the last one's parameters
+            params = adapt_step(learner, train[-1], adapted[-1] if adapted else None)
+            per_task = True
             adapted.append(params)
         times["adaptation"] += time.perf_counter() - started
         started = time.perf_counter()
         seed = int(seeds[step + 1])
-        if config.sampling == "steps":
-            budget = config.rollouts * sampler.horizon
-            episodes = sampler.sample_serial(learner.model, params, per_task, seed, budget)
-        else:
-            episodes = sampler.sample(learner.model, params, per_task, seed=seed)
+        episodes = sampler.sample(learner.model, params, per_task, seed)
         times["sampling"] += time.perf_counter() - started
         started = time.perf_counter()
         episodes = with_advantages(episodes.to(device), config.gamma, config.gae_lambda)
@@ -97,7 +91,7 @@ class RLTrainer:
         config = resolved(config, device)
         self.config, self.device, self.label, self.ranks = config, device, config.env, ranks
         self.learner, self.sampler = build(config, device, ranks)
-        self.settings = trpo_settings(config, device)
+        self.settings = trpo_settings(config)
 
     def describe(self) -> str:
         config = self.config
@@ -201,7 +195,7 @@ class RLTrainer:
 
     def validate(self, writer: SummaryWriter, done: int) -> None:
         """Returns after 0..VAL_STEPS inner steps on fixed held-out tasks (the test protocol's
-        step sizes, the run's episodes per task): scalars and a figure."""
+        step sizes, sampled as in training): scalars and a figure."""
         config = self.config
         started = time.perf_counter()
         returns = returns_after_steps(
@@ -212,7 +206,6 @@ class RLTrainer:
             default_step_sizes(config),
             config.seed + VAL_SEED_OFFSET,
             config.rollouts,
-            config.rollouts * self.sampler.horizon if config.sampling == "steps" else None,
         )
         for k, values in enumerate(returns):
             writer.add_scalar(f"val/return_after_{k}_steps", values.mean().item(), done)

@@ -14,7 +14,7 @@ import numpy as np
 from gymnasium.wrappers import RecordVideo
 
 from envs import family_class
-from maml.inner_loop import Params
+from maml.inner_step import Params
 from maml.run.errors import UsageError
 from maml_rl.trained import Trained, act, adaptation
 

@@ -95,8 +95,10 @@ def predict(
         len(query_files),
     )
     with torch.no_grad():
-        params = learner.adapt(learner.meta_params(), (xs, ys), steps=steps, first_order=True)
-        probabilities = learner.functional(params)(xq)[:, : len(classes)].softmax(-1)
+        adapted = learner.adapt((xs[None], ys[None]), steps)  # one task
+        probabilities = learner.functional({n: p[0] for n, p in adapted.items()})(xq)[
+            :, : len(classes)
+        ].softmax(-1)
     best, index = probabilities.max(-1)
     return [
         (str(f), classes[i].name, float(p))

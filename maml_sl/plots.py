@@ -35,18 +35,22 @@ def sinusoid_figure(
     grid = torch.linspace(low, high, 200, device=device).view(1, -1, 1)
     truth = amp * torch.sin(grid - phase)
     fig, axes = plt.subplots(1, n_tasks, figsize=(4 * n_tasks, 3.2), sharey=True)
+    curves, params, done = {0: _predict(learner, learner.meta_params(), grid[0])}, None, 0
+    for target in sorted(steps):
+        params = learner.adapt((xs, ys), target - done, params=params, first_order=True)
+        params = {n: p.detach() for n, p in params.items()}
+        done = target
+        curves[target] = torch.stack(
+            [
+                _predict(learner, {n: p[t] for n, p in params.items()}, grid[0])
+                for t in range(n_tasks)
+            ]
+        )
     for t, ax in enumerate(axes):
-        params = learner.meta_params()
-        curves = {0: _predict(learner, params, grid[0])}
-        done = 0
-        for target in sorted(steps):
-            params = learner.adapt(params, (xs[t], ys[t]), steps=target - done, first_order=True)
-            params = {n: p.detach() for n, p in params.items()}
-            done = target
-            curves[target] = _predict(learner, params, grid[0])
         x = grid[0, :, 0].cpu()
         ax.plot(x, truth[t, :, 0].cpu(), color="black", label="true function")
         for n, (k, curve) in enumerate(curves.items()):
+            curve = curve if k == 0 else curve[t]
             label = "before adaptation" if k == 0 else f"after {k} step{'s' if k > 1 else ''}"
             ax.plot(x, curve, linestyle=["--", "-", "-"][min(n, 2)], label=label, alpha=0.9)
         ax.scatter(xs[t, :, 0].cpu(), ys[t, :, 0].cpu(), color="red", zorder=3, label="support")
@@ -68,8 +72,8 @@ def episode_figure(
     """One sampled task: support images with labels, query images with predictions after
     ``steps`` inner steps (green when right, red when wrong)."""
     (xs, ys), (xq, yq) = tasks.sample(1, shots, query, generator)
-    params = learner.adapt(learner.meta_params(), (xs[0], ys[0]), steps=steps, first_order=True)
-    predicted = learner.functional(params)(xq[0]).argmax(-1).cpu()
+    adapted = learner.adapt((xs, ys), steps, first_order=True)
+    predicted = learner.functional({n: p[0] for n, p in adapted.items()})(xq[0]).argmax(-1).cpu()
     columns = max(len(ys[0]), 1)
     rows = 1 + -(-len(yq[0]) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows), squeeze=False)

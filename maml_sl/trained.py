@@ -43,11 +43,12 @@ def load(run: str | Path, device: str = "auto") -> Trained:
         import maml_sl
 
         learner, model, config, setup = maml_sl.load("runs/sine", device="cpu")
-        x = torch.linspace(-5, 5, 10).view(-1, 1)  # a new task's 10 examples
+        x = torch.linspace(-5, 5, 10).view(1, -1, 1)  # a new task's 10 examples (one task)
         y = 2.0 * torch.sin(x + 1.0)
-        adapted = learner.adapt(learner.meta_params(), (x, y), steps=5)
+        adapted = learner.adapt((x, y), steps=5)  # each task's parameters: a leading task axis
+        forward = learner.functional({name: p[0] for name, p in adapted.items()})
         with torch.no_grad():
-            predictions = learner.functional(adapted)(torch.linspace(-5, 5, 100).view(-1, 1))
+            predictions = forward(torch.linspace(-5, 5, 100).view(-1, 1))
     """
     learner, setup, config = load_run(run, device)
     return Trained(learner, learner.model, config, setup)

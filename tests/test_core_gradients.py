@@ -167,20 +167,42 @@ def test_frozen_parameters_are_not_adapted_and_get_no_gradient(path):
     learner.meta_loss(support, query).backward()
     assert model[0].weight.grad is None
     assert model[2].weight.grad is not None
-    adapted = learner.adapt(learner.meta_params(), tuple(t[0] for t in support))
+    adapted = learner.adapt(tuple(t[:1] for t in support))
     assert set(adapted) == {"0.bias", "2.weight", "2.bias"}
     torch.testing.assert_close(model[0].weight, frozen_before)
 
 
-def test_vmapped_adapt_equals_adapting_each_task():
-    learner = MAML(tiny_mlp(), mse, inner_steps=3, inner_lr=0.2)
+@pytest.mark.parametrize("path", ["vmap", "loop"])
+def test_adapt_equals_plain_sgd_on_each_task_alone(path):
+    learner = MAML(tiny_mlp(), mse, inner_steps=3, inner_lr=0.2, path=path)
     support, _ = regression_tasks()
-    params = learner.meta_params()
-    batched = torch.func.vmap(learner.adapt, in_dims=(None, 0))(params, support)
+    adapted = learner.adapt(support)
     for t in range(support[0].shape[0]):
-        one = learner.adapt(params, tuple(x[t] for x in support))
+        params = {n: p.detach().requires_grad_() for n, p in learner.meta_params().items()}
+        for _ in range(3):
+            loss = mse(learner.functional(params), tuple(x[t] for x in support))
+            grads = torch.autograd.grad(loss, list(params.values()))
+            params = {
+                n: (p - 0.2 * g).detach().requires_grad_()
+                for (n, p), g in zip(params.items(), grads, strict=True)
+            }
         for name in params:
-            torch.testing.assert_close(batched[name][t], one[name], atol=1e-12, rtol=0)
+            torch.testing.assert_close(adapted[name][t], params[name], atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("path", ["vmap", "loop"])
+def test_adapt_continues_from_each_tasks_parameters_with_the_step_sizes_given(path):
+    learner = MAML(tiny_mlp(), mse, inner_steps=3, inner_lr=0.2, path=path)
+    support, _ = regression_tasks()
+    once = learner.adapt(support, 1, step_sizes=[0.5])
+    twice = learner.adapt(support, 1, params=once, step_sizes=[0.1])
+    expected = learner.adapt(support, 2, step_sizes=[0.5, 0.1])
+    for name in expected:
+        torch.testing.assert_close(twice[name], expected[name], atol=1e-12, rtol=0)
+    default = learner.adapt(support, 1)
+    assert not torch.equal(once["2.bias"], default["2.bias"])  # 0.5, not the learner's 0.2
+    with pytest.raises(ValueError, match="step sizes must be positive"):
+        learner.adapt(support, 1, step_sizes=[0.0])
 
 
 def test_step_losses_records_each_step_and_matches_meta_loss():
@@ -252,8 +274,8 @@ def plain_loop_meta_loss(learner, support, query, weights, first_order):
 @pytest.mark.parametrize("path", ["vmap", "loop"])
 @pytest.mark.parametrize("first_order", [False, True])
 @pytest.mark.parametrize("weights", [None, [0.2, 0.3, 0.5]])
-@pytest.mark.parametrize("group", [1, 3, 4])
-def test_meta_backward_matches_a_plain_loop_reference(path, first_order, weights, group):
+@pytest.mark.parametrize("tasks", [1, 4, 6])  # groups of 4 on the loop path: one, one, a rest
+def test_meta_backward_matches_a_plain_loop_reference(path, first_order, weights, tasks):
     learner = MAML(
         tiny_mlp(),
         mse,
@@ -266,13 +288,13 @@ def test_meta_backward_matches_a_plain_loop_reference(path, first_order, weights
     with torch.no_grad():  # distinct learned step sizes, so a mix-up of steps would show
         for rate in learner.inner_lr.parameters():
             rate.mul_(torch.tensor([0.8, 1.0, 1.2], dtype=rate.dtype))
-    support, query = regression_tasks(tasks=4)
+    support, query = regression_tasks(tasks=tasks)
     learner.zero_grad()
     loss = plain_loop_meta_loss(learner, support, query, weights, first_order)
     loss.backward()
     expected = {n: p.grad.clone() for n, p in learner.named_parameters()}
     learner.zero_grad()
-    got = learner.meta_backward(support, query, step_weights=weights, tasks_per_backward=group)
+    got = learner.meta_backward(support, query, step_weights=weights)
     assert not got.requires_grad
     torch.testing.assert_close(got, loss.detach(), rtol=1e-12, atol=1e-12)
     for name, p in learner.named_parameters():
@@ -289,8 +311,6 @@ def test_meta_backward_accumulates_like_backward_and_needs_gradients():
         torch.testing.assert_close(p.grad, 2 * once[name])
     with torch.no_grad(), pytest.raises(RuntimeError, match="no_grad"):
         learner.meta_backward(support, query)
-    with pytest.raises(ValueError, match="tasks_per_backward must be a positive int, got 0"):
-        learner.meta_backward(support, query, tasks_per_backward=0)
 
 
 @pytest.mark.parametrize("path", ["vmap", "loop"])

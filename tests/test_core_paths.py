@@ -142,17 +142,6 @@ def test_cuda_paths_agree_with_cpu():
             torch.testing.assert_close(gpu[name].cpu(), cpu[name], atol=1e-10, rtol=1e-8)
 
 
-def test_use_path_switches_for_a_block_and_restores():
-    learner = MAML(nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1)), cross_entropy)
-    assert learner.path == "vmap"
-    with learner.use_path("loop"):
-        assert learner.path == "loop"
-    assert learner.path == "vmap"
-    with pytest.raises(ValueError, match="unknown"), learner.use_path("fast"):
-        pass
-    assert learner.path == "vmap"
-
-
 def bn_mlp():
     """BatchNorm without convolutions: the auto path takes vmap for first order on the CPU."""
     return nn.Sequential(
@@ -173,17 +162,20 @@ def test_second_order_call_on_a_first_order_learner_takes_a_second_order_path(mo
     first = MAML(model, cross_entropy, inner_lr=0.5, first_order=True)
     assert first.path == "vmap"  # right for first order
     batched = []
-    original = MAML._batched_losses
+    original = MAML._trajectory
     monkeypatch.setattr(
-        MAML, "_batched_losses", lambda self, *a: batched.append(a[-3]) or original(self, *a)
+        MAML,
+        "_trajectory",
+        lambda self, *a, vmap: batched.append(vmap) or original(self, *a, vmap=vmap),
     )
     model.zero_grad()
     first.step_losses(support, query, first_order=False)[:, -1].mean().backward()
-    assert batched == []  # second order through BatchNorm: the loop, not vmap
+    assert not any(batched)  # second order through BatchNorm: the loop, not vmap
     got = {n: p.grad.clone() for n, p in model.named_parameters()}
     _, expected = meta_grad(MAML(model, cross_entropy, inner_lr=0.5, path="loop"), support, query)
     for name in got:
         torch.testing.assert_close(got[name], expected[f"model.{name}"], atol=1e-12, rtol=1e-10)
+    batched.clear()
     with torch.no_grad():
         first.step_losses(support, query)
     assert batched == [True]  # its own (first) order still takes vmap

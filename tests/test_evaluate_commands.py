@@ -1,4 +1,5 @@
-"""The evaluate and adapt commands: their help, exact option names, and videos of a policy."""
+"""The evaluate, paper and adapt commands: their help, exact option names, and videos of a
+policy."""
 
 import os
 import subprocess
@@ -8,6 +9,7 @@ import pytest
 
 from envs import Navigation2D
 from maml_rl import evaluate as rl_evaluate
+from maml_rl import paper as rl_paper
 from maml_rl import train as rl_train
 from maml_sl import adapt as sl_adapt
 from maml_sl import evaluate as sl_evaluate
@@ -39,6 +41,7 @@ def help_text(main, capsys) -> str:
     [
         (sl_evaluate.main, ["new tasks per K (default: 600)", "(default: 5 10 20 for sinusoid"]),
         (rl_evaluate.main, ["new test tasks (default: 40)", "inner steps (default: 3)"]),
+        (rl_paper.main, ["new test tasks (default: 40)", "initialisation's seed (default: 0)"]),
         (sl_adapt.main, ["(default: 3, or the run's if it trained with more)"]),
     ],
 )
@@ -54,6 +57,7 @@ def test_help_shows_each_default_and_what_a_missing_value_means(main, shown, cap
     [
         (sl_evaluate.main, []),
         (rl_evaluate.main, []),
+        (rl_paper.main, []),
         (sl_adapt.main, ["--support", "s", "--query", "q"]),
     ],
 )

@@ -1,10 +1,11 @@
-"""The step-budget sampler (``Sampler.sample_steps``) against a plain simulation of rllab's
-lockstep loop, on scripted episode lengths and on real envs."""
+"""The test-time step-budget sampler (``maml_rl.paper.sample_lockstep``) against a plain
+simulation of rllab's lockstep loop, on scripted episode lengths and on real envs."""
 
 import numpy as np
 import pytest
 import torch
 
+from maml_rl.paper import sample_lockstep
 from maml_rl.policies import GaussianPolicy
 from maml_rl.sampler import Sampler
 
@@ -70,7 +71,7 @@ def test_kept_episodes_are_those_of_rllabs_loop(budget):
     sampler = scripted_sampler(lengths, tasks, horizon)
     policy = GaussianPolicy(3, 2, hidden=(4,))
     params = dict(policy.named_parameters())
-    episodes = sampler.sample_steps(policy, params, per_task=False, seed=0, budget=budget)
+    episodes = sample_lockstep(sampler, policy, params, per_task=False, seed=0, budget=budget)
     steps = episodes.mask.sum(-1)
     for task in range(tasks):
         lanes = lengths[task * rollouts : (task + 1) * rollouts].tolist()
@@ -88,7 +89,7 @@ def test_kept_episodes_are_those_of_rllabs_loop(budget):
         # Padding episodes hold nothing.
         assert (episodes.observations[task, ~kept] == 0).all()
     with pytest.raises(ValueError, match="budget must be positive, got 0"):
-        sampler.sample_steps(policy, params, per_task=False, seed=0, budget=0)
+        sample_lockstep(sampler, policy, params, per_task=False, seed=0, budget=0)
 
 
 def test_without_early_ends_the_budget_sampler_gives_the_plain_episodes():
@@ -99,7 +100,7 @@ def test_without_early_ends_the_budget_sampler_gives_the_plain_episodes():
         policy = GaussianPolicy(sampler.env.single_observation_space.shape[0], 6, hidden=(8,))
         params = dict(policy.named_parameters())
         plain = sampler.sample(policy, params, per_task=False, seed=4)
-        budgeted = sampler.sample_steps(policy, params, per_task=False, seed=4, budget=45)
+        budgeted = sample_lockstep(sampler, policy, params, per_task=False, seed=4, budget=45)
     finally:
         sampler.close()
     for a, b in zip(plain, budgeted, strict=True):
@@ -115,7 +116,7 @@ def test_a_block_of_tasks_gets_the_whole_batchs_episodes():
     def sample(share):
         sampler = Sampler("navigation-2d", 4, 3, horizon=30, tasks=share)
         sampler.set_tasks(tasks[share or slice(None)])
-        return sampler.sample_steps(policy, params, per_task=False, seed=9, budget=150)
+        return sample_lockstep(sampler, policy, params, per_task=False, seed=9, budget=150)
 
     whole, block = sample(None), sample(slice(1, 3))
     assert (whole.mask.sum(-1) < 30).any()  # some episodes ended early
@@ -133,7 +134,7 @@ def test_padding_episodes_changes_no_return_advantage_or_loss():
     sampler.set_tasks(np.array([[0.1, 0.0], [0.0, -0.2], [0.3, 0.3]]))
     policy = GaussianPolicy(2, 2, hidden=(8,))
     params = dict(policy.named_parameters())
-    episodes = sampler.sample_steps(policy, params, per_task=False, seed=1, budget=30)
+    episodes = sample_lockstep(sampler, policy, params, per_task=False, seed=1, budget=30)
     padded = episodes.padded(episodes.mask.shape[1] + 3)
     assert padded.mask.shape[1] == episodes.mask.shape[1] + 3 and padded.mask[:, -3:].sum() == 0
     assert episodes.padded(1) is episodes
@@ -163,13 +164,14 @@ def budget_batch():
     config = TrainConfig(env="ant-vel", hidden=16, init="xavier")
     torch.manual_seed(0)
     learner = build_learner(config, torch.device("cpu"))
-    sampler = Sampler("ant-vel", 3, 3, nthread=1)
+    sampler = Sampler("ant-vel", 3, 3, nthread=1, sampling="steps")  # 3 x 200 steps per task
+    assert sampler.rollouts * sampler.horizon == 600
     sampler.set_tasks(np.array([[0.5], [1.5], [2.5]]))
     params, per_task, batches = learner.meta_params(), False, []
     for seed in (1, 2):
-        episodes = sampler.sample_serial(learner.model, params, per_task, seed, budget=600)
+        episodes = sampler.sample(learner.model, params, per_task, seed)
         batches.append(with_advantages(episodes, 0.99, 1.0))
-        params, per_task = adapted_params(learner, batches), True
+        params, per_task = adapted_params(learner, batches)[-1], True
     sampler.close()
     return learner, batches[:1], batches[1]
 

@@ -168,7 +168,7 @@ def _fisher_problem(inner_steps, first_order, seed=0):
         return Episodes(obs, act, torch.zeros_like(adv), mask, out, adv)
 
     train = [batch() for _ in range(inner_steps)]
-    adapted = adapted_params(learner, train)
+    adapted = adapted_params(learner, train)[-1]
     valid = batch()
     outputs = torch.func.vmap(lambda p, o: torch.func.functional_call(policy, p, (o,)))(
         adapted, valid.observations
@@ -213,10 +213,9 @@ def _explicit_gauss_newton(learner, train, valid, train_hessian_on, valid_hessia
     return total / valid.mask.shape[0]
 
 
-@pytest.mark.parametrize("tasks_per_product", [1, None])
 @pytest.mark.parametrize("inner_steps,first_order", [(1, False), (2, False), (2, True)])
 def test_post_adaptation_fisher_equals_the_hessian_of_the_kl_through_adaptation(
-    inner_steps, first_order, tasks_per_product
+    inner_steps, first_order
 ):
     learner, train, valid = _fisher_problem(inner_steps, first_order)
     names = list(learner.meta_params())
@@ -250,32 +249,30 @@ def test_post_adaptation_fisher_equals_the_hessian_of_the_kl_through_adaptation(
         fraction=1.0,
         damping=1e-3,
         generator=torch.Generator().manual_seed(0),
-        tasks_per_product=tasks_per_product,
+        adapted=adapted_params(learner, train),
     )
     v = torch.randn_like(theta)
     torch.testing.assert_close(product(v), hessian @ v + 1e-3 * v, rtol=1e-7, atol=1e-10)
 
 
-def _half_fisher(learner, train, valid, seed, **settings):
-    """The Gauss-Newton product on half of the episodes (or tasks), without damping."""
+def _half_fisher(learner, train, valid, seed, fraction=0.5, adapted=None, **settings):
+    """The Gauss-Newton product on half of the episodes, without damping."""
     return gauss_newton_fvp(
         learner,
         train,
         valid,
         surrogate_and_kl(GaussianPolicy),
-        fraction=0.5,
+        fraction=fraction,
         damping=0.0,
         generator=torch.Generator().manual_seed(seed),
+        adapted=adapted_params(learner, train) if adapted is None else adapted,
         **settings,
     )
 
 
-@pytest.mark.parametrize("tasks_per_product", [1, None])
-def test_subsampled_fisher_is_gauss_newton_on_the_subsets_at_the_exact_adapted_point(
-    tasks_per_product,
-):
+def test_subsampled_fisher_is_gauss_newton_on_the_subsets_at_the_exact_adapted_point():
     learner, train, valid = _fisher_problem(2, False, seed=1)
-    product = _half_fisher(learner, train, valid, 3, tasks_per_product=tasks_per_product)
+    product = _half_fisher(learner, train, valid, 3)
     g = torch.Generator().manual_seed(3)  # the same draws: each train step's subset, then valid
     train_subsets = [subset(e, 0.5, g) for e in train]
     valid_subset = subset(valid, 0.5, g)
@@ -286,15 +283,17 @@ def test_subsampled_fisher_is_gauss_newton_on_the_subsets_at_the_exact_adapted_p
     assert torch.linalg.eigvalsh(expected).min() > -1e-10  # a Fisher estimate stays PSD
 
 
-@pytest.mark.parametrize("with_adapted", [False, True])
-def test_fisher_on_a_fraction_of_the_tasks_is_exact_gauss_newton_on_those_tasks(with_adapted):
+def test_fisher_of_a_block_of_tasks_is_exact_gauss_newton_on_those_tasks():
+    """A block of the tasks, with their own adapted parameters (as a rank holds them, or as
+    benchmarks/trpo_curvature.py slices a fraction of the tasks): the product is exact
+    Gauss-Newton on those tasks, their mean, or their share of ``total_tasks``' mean."""
     learner, train, valid = _fisher_problem(2, False, seed=4)
-    adapted = [adapted_params(learner, train[: k + 1]) for k in range(len(train))]
-    given = adapted if with_adapted else None
-    product = _half_fisher(learner, train, valid, 6, adapted=given, subsample="tasks")
+    adapted = adapted_params(learner, train)
     chosen = torch.randperm(2, generator=torch.Generator().manual_seed(6))[:1]
     pick = lambda e: tree_map(lambda x: x.index_select(0, chosen), e)  # noqa: E731
     train_chosen, valid_chosen = [pick(e) for e in train], pick(valid)
+    adapted_chosen = [pick(a) for a in adapted]
+    product = _half_fisher(learner, train_chosen, valid_chosen, 6, 1.0, adapted_chosen)
     expected = _explicit_gauss_newton(
         learner, train_chosen, valid_chosen, train_chosen, valid_chosen
     )
@@ -302,43 +301,30 @@ def test_fisher_on_a_fraction_of_the_tasks_is_exact_gauss_newton_on_those_tasks(
     v = torch.randn(expected.shape[0], dtype=torch.float64)
     torch.testing.assert_close(product(v), expected @ v, rtol=1e-7, atol=1e-10)
     assert not torch.allclose(product(v), other @ v)  # one task, not the mean of both
-    with pytest.raises(ValueError, match="'rollouts' is unknown; allowed: episodes, tasks"):
-        gauss_newton_fvp(
-            learner,
-            train,
-            valid,
-            surrogate_and_kl(GaussianPolicy),
-            0.5,
-            0.0,
-            torch.Generator(),
-            subsample="rollouts",
-        )
+    share = _half_fisher(learner, train_chosen, valid_chosen, 6, 1.0, adapted_chosen, total_tasks=2)
+    torch.testing.assert_close(share(v), expected @ v / 2, rtol=1e-7, atol=1e-10)
 
 
-@pytest.mark.parametrize("tasks_per_product", [1, None])
-def test_fisher_given_the_samplers_adapted_parameters_is_the_same_product(tasks_per_product):
-    # The trainer passes the parameters the sampler ran after each inner step, so the Fisher
-    # skips its own gradient over all train episodes; the product must not change.
+def test_adapted_params_are_a_plain_loop_of_sgd_steps_and_their_count_is_checked():
+    """Each step's parameters (as the sampler ran them) are those of hand-written SGD steps of
+    each task on its own episodes; a list that does not hold one entry per step is refused."""
     learner, train, valid = _fisher_problem(2, False, seed=2)
-    adapted = [adapted_params(learner, train[: k + 1]) for k in range(len(train))]
-
-    def product(given):
-        return gauss_newton_fvp(
-            learner,
-            train,
-            valid,
-            surrogate_and_kl(GaussianPolicy),
-            fraction=0.5,
-            damping=1e-4,
-            generator=torch.Generator().manual_seed(5),
-            tasks_per_product=tasks_per_product,
-            adapted=given,
-        )
-
-    v = torch.randn(flat(learner.meta_params().values()).shape, dtype=torch.float64)
-    torch.testing.assert_close(product(adapted)(v), product(None)(v), rtol=1e-10, atol=1e-12)
+    adapted = adapted_params(learner, train)
+    assert len(adapted) == len(train)
+    for t in range(valid.mask.shape[0]):
+        params = {n: p.detach() for n, p in learner.meta_params().items()}
+        for k, episodes in enumerate(train):
+            e = Episodes(*(x[t] for x in episodes))
+            leaves = {n: p.clone().requires_grad_() for n, p in params.items()}
+            value = learner.task_loss(
+                lambda x, p=leaves: torch.func.functional_call(learner.model, p, (x,)), e
+            )
+            grads = torch.autograd.grad(value, list(leaves.values()))
+            params = {n: p - 0.3 * g for (n, p), g in zip(params.items(), grads, strict=True)}
+            for name, p in params.items():
+                torch.testing.assert_close(adapted[k][name][t], p, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="adapted holds 1 steps' parameters for 2 steps"):
-        product(adapted[:1])
+        _half_fisher(learner, train, valid, 5, adapted=adapted[:1])
 
 
 def test_line_search_keeps_kl_and_improvement():

@@ -1,5 +1,7 @@
-"""``Sampler.sample_serial`` (one env per task, episodes back to back until a step budget, run
-on many lanes at once) against a plain loop of single envs, one episode after another."""
+"""The step-budget sampler (``Sampler(..., sampling="steps")``: one env per task, episodes back
+to back until a step budget, run on many lanes at once) against a plain loop of single envs, one
+episode after another. The budget of ``sampling="steps"`` is ``rollouts x horizon``; other lane
+counts for the same budget go through the sampler's ``_budget``, which that rule calls."""
 
 import numpy as np
 import pytest
@@ -30,7 +32,7 @@ class ElementwisePolicy(GaussianPolicy):
 
 
 CASES = {  # family: (tasks, horizon, budget, the policy's log std); wide noise makes Ants jump
-    "navigation-2d": (3, 25, 120, -0.5),
+    "navigation-2d": (3, 25, 125, -0.5),
     "ant-vel": (2, 100, 300, 1.5),
 }
 
@@ -49,12 +51,22 @@ def setup(name: str, seed: int = 0):
     return family, goals, policy, shared, own, horizon, budget
 
 
+def budget_sample(sampler, policy, params, per_task, seed, budget):
+    """The episodes of a step ``budget``: the public rule where it is ``rollouts x horizon``,
+    else the rule's own ``_budget`` on that many lanes."""
+    if sampler.rollouts * sampler.horizon == budget:
+        return sampler.sample(policy, params, per_task, seed)
+    return sampler._budget(policy, params, per_task, seed, budget)
+
+
 def sample(name, lanes, params, per_task, seed=7, share=None):
     family, goals, policy, *_, horizon, budget = setup(name)
-    sampler = Sampler(name, len(goals), lanes, horizon=horizon, nthread=1, tasks=share)
+    sampler = Sampler(
+        name, len(goals), lanes, horizon=horizon, nthread=1, tasks=share, sampling="steps"
+    )
     try:
         sampler.set_tasks(goals[share or slice(None)])
-        episodes = sampler.sample_serial(policy, params, per_task, seed, budget)
+        episodes = budget_sample(sampler, policy, params, per_task, seed, budget)
         return episodes, sampler.steps_taken
     finally:
         sampler.close()
@@ -102,6 +114,7 @@ def test_serial_episodes_are_a_plain_loops_of_one_env_per_task(name, per_task):
     *_, shared, own, horizon, budget = setup(name)
     params = own if per_task else shared
     expected = plain_loop(name, params, per_task)
+    assert budget % horizon == 0  # budget // horizon lanes take the public path
     for lanes in (1, 2, budget // horizon, budget // horizon + 3):
         episodes, steps_taken = sample(name, lanes, params, per_task)
         lengths = episodes.mask.sum(-1).long()
@@ -141,17 +154,14 @@ def test_the_mlp_policy_gives_the_same_episodes_on_any_lanes_up_to_rounding():
     policy = GaussianPolicy(2, 2, hidden=(16, 16))
     params = dict(policy.named_parameters())
     for lanes in (1, 4):
-        sampler = Sampler("navigation-2d", 3, lanes, horizon=25, nthread=1)
+        sampler = Sampler("navigation-2d", 3, lanes, horizon=25, nthread=1, sampling="steps")
         sampler.set_tasks(np.array([[0.05, 0.02], [-0.1, 0.1], [0.3, -0.2]]))
-        sampler_episodes.append(sampler.sample_serial(policy, params, False, seed=3, budget=100))
+        sampler_episodes.append(budget_sample(sampler, policy, params, False, 3, budget=100))
         sampler.close()
     for a, b in zip(*sampler_episodes, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_a_non_positive_budget_is_named():
-    sampler = Sampler("navigation-2d", 2, 2, horizon=5)
-    policy = GaussianPolicy(2, 2, hidden=(4,))
-    with pytest.raises(ValueError, match="budget must be positive, got 0"):
-        sampler.sample_serial(policy, dict(policy.named_parameters()), False, 0, budget=0)
-    sampler.close()
+def test_an_unknown_sampling_is_named():
+    with pytest.raises(ValueError, match="sampling 'budget' is unknown; allowed: episodes, steps"):
+        Sampler("navigation-2d", 2, 2, horizon=5, sampling="budget")

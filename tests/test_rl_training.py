@@ -67,20 +67,23 @@ def test_env_gets_actions_clipped_to_its_box_and_episodes_keep_the_policys_own()
 
 
 @pytest.mark.parametrize("inner_steps", [1, 2])
-def test_vmapped_adaptation_equals_a_loop_over_tasks(inner_steps):
+def test_batched_adaptation_equals_a_loop_over_tasks(inner_steps):
+    """Every task's parameters after each inner step, taken one step at a time for all tasks
+    at once, are those of adapting each task alone by that many steps."""
     from torch.utils._pytree import tree_map
 
     from maml import PerStep
 
     _, learner, sampler, train, _ = tiny_batch(inner_steps)
     batched = adapted_params(learner, train)
-    params = learner.meta_params()
+    assert len(batched) == inner_steps
     for t in range(sampler.meta_batch):
-        support = PerStep([tree_map(lambda x, t=t: x[t], e) for e in train])
-        with torch.no_grad():
-            one = learner.adapt(params, support, steps=inner_steps)
-        for name, value in one.items():
-            torch.testing.assert_close(batched[name][t], value, rtol=1e-5, atol=1e-6)
+        support = PerStep([tree_map(lambda x, t=t: x[t : t + 1], e) for e in train])
+        for k in range(inner_steps):
+            with torch.no_grad():
+                one = learner.adapt(support, steps=k + 1)
+            for name, value in one.items():
+                torch.testing.assert_close(batched[k][name][t], value[0], rtol=1e-5, atol=1e-6)
     sampler.close()
 
 
@@ -117,26 +120,18 @@ def _surrogate_gradient(learner, train, valid):
 
 
 @pytest.mark.parametrize("env", ["navigation-2d", "halfcheetah-vel"])
-def test_gradient_meta_step_is_parallel_to_the_gradient_and_within_the_trust_region(env):
+def test_the_natural_meta_step_is_not_the_plain_gradient_and_stays_in_the_trust_region(env):
     _, learner, sampler, train, valid = tiny_batch(env=env)
     gradient = _surrogate_gradient(learner, train, valid)
-    steps = {}
-    for direction in ("gradient", "natural"):
-        before = [p.detach().clone() for p in learner.parameters()]
-        settings = TRPOSettings(max_kl=0.01, cg_iterations=5, direction=direction)
-        stats = trpo_step(learner, train, valid, settings, torch.Generator().manual_seed(0))
-        assert stats["accepted"] == 1.0
-        assert 0 < stats["kl"] <= settings.max_kl
-        moved = zip(learner.parameters(), before, strict=True)
-        steps[direction] = torch.cat([(p.detach() - q).reshape(-1) for p, q in moved])
-        with torch.no_grad():
-            for p, q in zip(learner.parameters(), before, strict=True):
-                p.copy_(q)
+    before = [p.detach().clone() for p in learner.parameters()]
+    settings = TRPOSettings(max_kl=0.01, cg_iterations=5)
+    stats = trpo_step(learner, train, valid, settings, torch.Generator().manual_seed(0))
+    assert stats["accepted"] == 1.0
+    assert 0 < stats["kl"] <= settings.max_kl
+    moved = zip(learner.parameters(), before, strict=True)
+    step = torch.cat([(p.detach() - q).reshape(-1) for p, q in moved])
     cosine = torch.nn.functional.cosine_similarity
-    assert cosine(steps["gradient"], -gradient, dim=0) > 1 - 1e-5
-    assert cosine(steps["natural"], -gradient, dim=0) < 0.99  # the natural step is another one
-    with pytest.raises(ValueError, match="'newton' is unknown; allowed: natural, gradient"):
-        trpo_step(learner, train, valid, TRPOSettings(direction="newton"), torch.Generator())
+    assert cosine(step, -gradient, dim=0) < 0.99  # the natural step is another one
     sampler.close()
 
 
@@ -239,16 +234,17 @@ def test_every_preset_runs_two_iterations_and_resume_continues_exactly(tmp_path)
     assert all(v > 0 and v != pytest.approx(std[k]) for k, v in after.items())
 
 
-def test_fisher_fraction_defaults_by_device_and_keeps_a_given_one():
-    from maml_rl.trainer import trpo_settings
+def test_a_run_config_with_retired_settings_reads_only_at_the_value_still_trained(tmp_path):
+    from maml.run.config import to_toml
+    from maml.run.errors import UsageError
+    from maml.run.saved import read_run_config
 
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert trpo_settings(TrainConfig(), cpu).fisher_fraction == 0.2
-    assert trpo_settings(TrainConfig(), cuda).fisher_fraction == 1.0
-    given = TrainConfig(fisher_fraction=0.5)
-    assert trpo_settings(given, cpu).fisher_fraction == trpo_settings(given, cuda).fisher_fraction
-    assert trpo_settings(given, cpu).fisher_fraction == 0.5
-    assert trpo_settings(TrainConfig(meta_step="gradient"), cpu).direction == "gradient"
+    text = to_toml(TrainConfig(env="navigation-2d"))
+    (tmp_path / "config.toml").write_text(text + 'meta_step = "natural"\n')
+    assert read_run_config(tmp_path, TrainConfig, "evaluate") == TrainConfig(env="navigation-2d")
+    (tmp_path / "config.toml").write_text(text + 'fisher_subsample = "tasks"\n')
+    with pytest.raises(UsageError, match="fisher_subsample = 'tasks' is not offered"):
+        read_run_config(tmp_path, TrainConfig, "evaluate")
 
 
 @pytest.mark.parametrize(
@@ -260,7 +256,7 @@ def test_fisher_fraction_defaults_by_device_and_keeps_a_given_one():
         (["--frame-skip", "-1"], "--frame-skip must be positive or auto, got -1"),
         (["--env", "navigation-2d", "--frame-skip", "2"], "MuJoCo families only"),
         (["--init", "he"], "--init 'he' is not allowed"),
-        (["--meta-step", "newton"], "--meta-step 'newton' is not allowed"),
+        (["--meta-step", "gradient"], "unrecognized arguments: --meta-step"),
     ],
 )
 def test_bad_settings_exit_2_with_a_message(args, message, capsys, tmp_path):
@@ -270,6 +266,7 @@ def test_bad_settings_exit_2_with_a_message(args, message, capsys, tmp_path):
 
 def test_evaluate_reports_returns_per_step_and_plots(tmp_path, capsys):
     from maml_rl import evaluate as evaluate_cli
+    from maml_rl import paper as paper_cli
 
     run = tmp_path / "run"
     assert (
@@ -285,10 +282,12 @@ def test_evaluate_reports_returns_per_step_and_plots(tmp_path, capsys):
     assert "after 0 steps" in out and "after 2 steps" in out and "after 3" not in out
     assert plot.stat().st_size > 0
     budget = [str(run), "--tasks", "3", "--steps", "1", "--rollouts", "2", "--budget", "500"]
-    assert cli(evaluate_cli.main, budget) == 0
+    assert cli(paper_cli.main, budget) == 0
     assert "after 1 step" in capsys.readouterr().out
-    assert cli(evaluate_cli.main, [*budget[:-1], "0"]) == 2
+    assert cli(paper_cli.main, [*budget[:-1], "0"]) == 2
     assert "--budget must be positive, got 0" in capsys.readouterr().err
+    assert cli(evaluate_cli.main, budget) == 2  # the paper's sampler is paper's option only
+    assert "unrecognized arguments: --budget 500" in capsys.readouterr().err
     assert cli(evaluate_cli.main, [str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
@@ -305,7 +304,7 @@ def _report_means(out: str) -> list[list[float]]:
 
 
 def test_evaluate_against_another_run_pairs_tasks_and_episodes(tmp_path, capsys):
-    from maml_rl import evaluate as evaluate_cli
+    from maml_rl import paper as paper_cli
 
     run = tmp_path / "run"
     assert (
@@ -313,32 +312,32 @@ def test_evaluate_against_another_run_pairs_tasks_and_episodes(tmp_path, capsys)
         == 0
     )
     settings = ["--tasks", "4", "--steps", "2", "--rollouts", "2", "--against", str(run)]
-    assert cli(evaluate_cli.main, [str(run), *settings]) == 0  # against itself: the same episodes
+    assert cli(paper_cli.main, [str(run), *settings]) == 0  # against itself: the same episodes
     out = capsys.readouterr().out
     assert f"this policy minus {run} (mean ± 95% interval over tasks, paired)" in out
     mine, theirs, difference = _report_means(out)
     assert mine == theirs and len(mine) == 3
     assert difference == [0.0, 0.0, 0.0] and out.count("0.00 ± 0.00") == 3
     assert (
-        cli(evaluate_cli.main, ["--untrained", "navigation-2d", "--init-seed", "5", *settings]) == 0
+        cli(paper_cli.main, ["--untrained", "navigation-2d", "--init-seed", "5", *settings]) == 0
     )  # another policy: the mean of the differences
     mine, theirs, difference = _report_means(capsys.readouterr().out)
     assert mine != theirs
     assert difference == pytest.approx(
         [a - b for a, b in zip(mine, theirs, strict=True)], abs=0.011
     )
-    assert cli(evaluate_cli.main, ["--untrained", "halfcheetah-vel", *settings]) == 2
+    assert cli(paper_cli.main, ["--untrained", "halfcheetah-vel", *settings]) == 2
     assert f"--against {run} is a navigation-2d run; this one is halfcheetah-vel" in (
         capsys.readouterr().err
     )
 
 
 def test_evaluate_an_untrained_policy_the_papers_random_baseline(capsys):
-    from maml_rl import evaluate as evaluate_cli
-    from maml_rl.evaluate import untrained_learner
+    from maml_rl import paper as paper_cli
+    from maml_rl.paper import untrained_learner
 
     args = ["--untrained", "navigation-2d", "--tasks", "2", "--steps", "1", "--rollouts", "2"]
-    assert cli(evaluate_cli.main, [*args, "--init", "xavier", "--step-sizes", "1.0"]) == 0
+    assert cli(paper_cli.main, [*args, "--init", "xavier", "--step-sizes", "1.0"]) == 0
     assert "after 1 step" in capsys.readouterr().out
     learner, config = untrained_learner("navigation-2d", "xavier", 3, torch.device("cpu"))
     again, _ = untrained_learner("navigation-2d", "xavier", 3, torch.device("cpu"))
@@ -350,7 +349,7 @@ def test_evaluate_an_untrained_policy_the_papers_random_baseline(capsys):
         ([], "give a run directory or --untrained ENV"),
         (["somewhere", "--untrained", "ant-vel"], "give a run directory or --untrained ENV"),
     ]:
-        assert cli(evaluate_cli.main, bad) == 2
+        assert cli(paper_cli.main, bad) == 2
         assert message in capsys.readouterr().err
 
 
@@ -372,8 +371,9 @@ def test_evaluation_follows_each_familys_test_script():
 
 
 def test_paper_tasks_are_the_authors_test_goals(capsys):
-    from maml_rl import evaluate as evaluate_cli
-    from maml_rl.evaluate import paper_tasks, returns_after_steps, untrained_learner
+    from maml_rl import paper as paper_cli
+    from maml_rl.evaluate import returns_after_steps
+    from maml_rl.paper import paper_tasks, untrained_learner
 
     first_draw_of_seed_1 = 0.417022004702574  # np.random.seed(1); np.random.uniform()
     ant = paper_tasks("ant-vel")
@@ -390,36 +390,46 @@ def test_paper_tasks_are_the_authors_test_goals(capsys):
 
     learner, config = untrained_learner("navigation-2d", None, 0, torch.device("cpu"))
     goals = np.array([[0.5, 0.5], [0.01, 0.0]])  # far from the start at the origin, and near
-    returns = returns_after_steps(learner, config, 2, 0, [0.1], 0, 2, None, goals)
-    swapped = returns_after_steps(learner, config, 2, 0, [0.1], 0, 2, None, goals[::-1])
+    returns = returns_after_steps(learner, config, 2, 0, [0.1], 0, 2, goals)
+    swapped = returns_after_steps(learner, config, 2, 0, [0.1], 0, 2, goals[::-1])
     assert returns[0, 0] < returns[0, 1] and swapped[0, 1] < swapped[0, 0]
     with pytest.raises(ValueError, match="task_array has 2 tasks, expected 3"):
-        returns_after_steps(learner, config, 3, 0, [0.1], 0, 2, None, goals)
+        returns_after_steps(learner, config, 3, 0, [0.1], 0, 2, goals)
     args = ["--untrained", "navigation-2d", "--paper-tasks", "--steps", "0", "--rollouts", "1"]
-    assert cli(evaluate_cli.main, args) == 0
+    assert cli(paper_cli.main, args) == 0
     assert "navigation-2d: the MAML paper's 40 test tasks" in capsys.readouterr().out
-    assert cli(evaluate_cli.main, [*args, "--tasks", "3"]) == 2
+    assert cli(paper_cli.main, [*args, "--tasks", "3"]) == 2
     assert "--paper-tasks are the paper's 40; drop --tasks 3" in capsys.readouterr().err
 
 
 def test_evaluation_in_blocks_of_tasks_draws_what_one_sampler_would():
-    from maml_rl.evaluate import outcomes_after_steps, returns_after_steps, untrained_learner
+    import dataclasses
+    from functools import partial
+
+    from maml_rl.evaluate import outcomes_after_steps, returns_after_steps
+    from maml_rl.paper import sample_lockstep, untrained_learner
 
     learner, config = untrained_learner("navigation-2d", None, 0, torch.device("cpu"))
-    for budget in (None, 300):  # 300 steps: several rounds of episodes that end at the goal
+    # Whole episodes; the run's step budget (--sampling steps: rollouts x horizon steps per
+    # task, as in training); the authors' test-time sampler with 300 steps: several rounds of
+    # episodes that end at the goal.
+    steps_config = dataclasses.replace(config, sampling="steps")
+    lockstep = partial(sample_lockstep, budget=300)
+    for run_config, sample in ((config, None), (steps_config, None), (config, lockstep)):
         whole, whole_lengths = outcomes_after_steps(
-            learner, config, 5, 2, [0.5], 3, 2, budget, block=5
+            learner, run_config, 5, 2, [0.5], 3, 2, block=5, sample=sample
         )
-        blocks = returns_after_steps(learner, config, 5, 2, [0.5], 3, 2, budget, block=2)
+        blocks = returns_after_steps(learner, run_config, 5, 2, [0.5], 3, 2, block=2, sample=sample)
         assert whole.shape == whole_lengths.shape == (3, 5)
         torch.testing.assert_close(blocks, whole, rtol=1e-5, atol=1e-3)
         assert ((whole_lengths >= 1) & (whole_lengths <= 100)).all()
     with pytest.raises(ValueError, match="block must be positive, got 0"):
-        returns_after_steps(learner, config, 5, 0, [0.5], 3, 2, None, block=0)
+        returns_after_steps(learner, config, 5, 0, [0.5], 3, 2, block=0)
 
 
 def test_evaluation_reports_the_mean_episode_length():
-    from maml_rl.evaluate import outcomes_after_steps, untrained_learner
+    from maml_rl.evaluate import outcomes_after_steps
+    from maml_rl.paper import untrained_learner
 
     # HalfCheetahs never end early: every episode is the horizon long, before and after steps.
     learner, config = untrained_learner("halfcheetah-vel", None, 0, torch.device("cpu"))

@@ -2,6 +2,7 @@
 messages name what is wrong and what is allowed."""
 
 import pytest
+import torch
 
 from maml.run.cli import parse_train_args
 from maml.run.config import from_dict, read_toml
@@ -9,7 +10,9 @@ from maml.run.errors import UsageError
 from maml.run.presets import preset_names
 from maml.run.saved import read_run_config
 from maml_rl import train as rl_train
+from maml_rl.build import resolved
 from maml_rl.config import TrainConfig
+from maml_rl.trainer import trpo_settings
 from maml_sl import train as sl_train
 from tests.conftest import cli
 from tests.test_runs import NAVIGATION, SINUSOID
@@ -49,8 +52,10 @@ def test_auto_takes_the_envs_own_frame_skip_and_records_it(tmp_path):
         (["--frame-skip", "0"], "--frame-skip must be positive or auto, got 0"),
         (["--horizon", "0"], "--horizon must be positive or auto, got 0"),
         (["--nthread", "0"], "--nthread must be positive or auto, got 0"),
-        (["--fisher-fraction", "0"], "--fisher-fraction must be positive or auto, got 0.0"),
-        (["--fisher-fraction", "1.5"], "--fisher-fraction must be in (0, 1] or auto, got 1.5"),
+        (["--fisher-fraction", "0"], "--fisher-fraction must be positive, got 0.0"),
+        (["--fisher-fraction", "1.5"], "--fisher-fraction must be in (0, 1], got 1.5"),
+        (["--fisher-fraction", "auto"], "--fisher-fraction 'auto' is not a valid float"),
+        (["--fisher-subsample", "tasks"], "unrecognized arguments: --fisher-subsample tasks"),
         (["--threads", "0"], "--threads must be positive or auto, got 0"),
         (["--horizon", "long"], "--horizon 'long' is not a int or auto"),
         (["--iteration", "1"], "unrecognized arguments: --iteration 1"),
@@ -62,6 +67,15 @@ def test_bad_rl_settings_are_one_line(args, message, capsys, tmp_path):
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_the_fisher_fraction_is_a_fifth_on_every_device_unless_given():
+    for device in (torch.device("cpu"), torch.device("cuda")):  # nothing is put on the device
+        assert resolved(TrainConfig(env="navigation-2d"), device).fisher_fraction == 0.2
+        given = TrainConfig(env="navigation-2d", fisher_fraction=0.5)
+        assert resolved(given, device).fisher_fraction == 0.5
+    assert trpo_settings(TrainConfig()).fisher_fraction == 0.2
+    assert trpo_settings(TrainConfig(fisher_fraction=0.5)).fisher_fraction == 0.5
 
 
 def test_the_presets_are_listed_in_help_and_in_the_error(capsys, tmp_path):

@@ -135,11 +135,13 @@ def test_adapting_to_a_task_takes_policy_gradient_steps_on_fresh_episodes_of_it(
     for name, value in trained.learner.meta_params().items():
         assert torch.equal(before[name], value)
     assert len(samples) == 2 and samples[0][2].observations.shape[:2] == (1, 4)
-    for (params, per_task, episodes), start, end, size in (
-        (samples[0], before, once, 0.5),
-        (samples[1], once, twice, 0.2),
+    for (params, per_task, episodes), start, end, size, own in (
+        (samples[0], before, once, 0.5, False),  # the meta-parameters, shared
+        (samples[1], once, twice, 0.2, True),  # the task's own, a task axis of one
     ):
-        assert not per_task and all(torch.equal(params[n], start[n]) for n in start)
+        assert per_task == own
+        acting = {n: p[0] for n, p in params.items()} if own else params
+        assert all(torch.equal(acting[n], start[n]) for n in start)
         expected = reinforce_step(trained.policy, start, episodes, trained.config, size)
         for name in expected:
             torch.testing.assert_close(end[name], expected[name], rtol=1e-5, atol=1e-6)

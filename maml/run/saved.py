@@ -38,9 +38,16 @@ def read_run_config(run_dir: str | Path, cls: type[C], command: str) -> C:
         raise UsageError(f"{run_dir} is not a run directory ({config_path} missing)")
     values = read_toml(config_path)
     check_front_end(values, cls, run_dir, command)
-    # In a run's config.toml, 0 for these means auto.
+    # In a run's config.toml, 0 for these means the default (auto).
     zeros = getattr(cls, "ZERO_MEANT_AUTO", ())
-    values = {k: None if k in zeros and v == 0 else v for k, v in values.items()}
+    values = {k: v for k, v in values.items() if not (k in zeros and v == 0)}
+    for key, kept in getattr(cls, "RETIRED", {}).items():
+        value = values.pop(key, kept)
+        if value != kept:
+            raise UsageError(
+                f"{config_path}: {key} = {value!r} is not offered; "
+                f"this version trains with {key} = {kept!r} only"
+            )
     return from_dict(cls, values, str(config_path))
 
 
