@@ -116,20 +116,25 @@ class MAML(nn.Module):
     def task_losses(self, params: Params, batch: Any, loss: TaskLoss | None = None) -> Tensor:
         """Each task's ``loss`` (the task loss by default) at its own parameters: ``params`` and
         ``batch`` carry a leading task axis; the result too."""
-        vmap = self._vmap(params, self.first_order)
-        return self._losses(params, batch, loss or self.task_loss, self._split()[1], vmap)
+        loss, fixed = loss or self.task_loss, self._split()[1]
+        if self._vmap(params, self.first_order):
+            return self._losses(params, batch, loss, fixed, vmap=True)
+        tasks = range(task_count(params))
+        return torch.cat(
+            [self._losses(task_at(params, t), task_at(batch, t), loss, fixed) for t in tasks]
+        )
 
     def _losses(
-        self, params: Params, batch: Any, loss: TaskLoss, fixed: dict, vmap: bool
+        self, params: Params, batch: Any, loss: TaskLoss, fixed: dict, vmap: bool = False
     ) -> Tensor:
+        """Every task's loss under vmap (a leading task axis), or one task's as a batch of one."""
+
         def one(p: Params, b: Any) -> Tensor:
             return loss(self._forward(p, fixed), b)
 
         if vmap:
             return torch.func.vmap(one, randomness="different")(params, batch)
-        return torch.stack(
-            [one(task_at(params, t), task_at(batch, t)) for t in range(task_count(params))]
-        )
+        return one(params, batch).unsqueeze(0)
 
     def adapt(
         self,
@@ -195,23 +200,18 @@ class MAML(nn.Module):
                 params = {n: p.expand(tasks, *p.shape) for n, p in shared.items()}
             return self._trajectory(params, support, query, *settings, vmap=True)
 
-        # Task by task, each a batch of one: a task's graph holds only its own parameters.
-        def start(t: int) -> Params:
-            if params is None:
-                return {n: p.unsqueeze(0) for n, p in shared.items()}
-            return {n: p[t : t + 1] for n, p in params.items()}
-
+        # Task by task: a task's graph holds only its own parameters.
         one = [
             self._trajectory(
-                start(t),
-                task_slice(support, t),
-                task_slice(query, t),
+                shared if params is None else task_at(params, t),
+                task_at(support, t),
+                None if query is None else task_at(query, t),
                 *settings,
                 vmap=False,
             )
             for t in range(tasks)
         ]
-        adapted = {n: torch.cat([a[n] for a, _ in one]) for n in shared}
+        adapted = {n: torch.stack([a[n] for a, _ in one]) for n in shared}
         return adapted, None if outer is None else torch.cat([losses for _, losses in one])
 
     def _trajectory(

@@ -247,6 +247,12 @@ class Sampler:
     def close(self) -> None:
         self.env.close()
 
+    def __enter__(self) -> Sampler:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def episode_seed(seed: int, task: int, number: int) -> int:
     """The seed of a sampling's episode ``number`` of ``task`` (of the whole meta-batch): its

@@ -164,15 +164,14 @@ def budget_batch():
     config = TrainConfig(env="ant-vel", hidden=16, init="xavier")
     torch.manual_seed(0)
     learner = build_learner(config, torch.device("cpu"))
-    sampler = Sampler("ant-vel", 3, 3, nthread=1, sampling="steps")  # 3 x 200 steps per task
-    assert sampler.rollouts * sampler.horizon == 600
-    sampler.set_tasks(np.array([[0.5], [1.5], [2.5]]))
-    params, per_task, batches = learner.meta_params(), False, []
-    for seed in (1, 2):
-        episodes = sampler.sample(learner.model, params, per_task, seed)
-        batches.append(with_advantages(episodes, 0.99, 1.0))
-        params, per_task = adapted_params(learner, batches)[-1], True
-    sampler.close()
+    with Sampler("ant-vel", 3, 3, nthread=1, sampling="steps") as sampler:  # 3 x 200 steps
+        assert sampler.rollouts * sampler.horizon == 600
+        sampler.set_tasks(np.array([[0.5], [1.5], [2.5]]))
+        params, per_task, batches = learner.meta_params(), False, []
+        for seed in (1, 2):
+            episodes = sampler.sample(learner.model, params, per_task, seed)
+            batches.append(with_advantages(episodes, 0.99, 1.0))
+            params, per_task = adapted_params(learner, batches)[-1], True
     return learner, batches[:1], batches[1]
 
 

@@ -154,10 +154,9 @@ def test_the_mlp_policy_gives_the_same_episodes_on_any_lanes_up_to_rounding():
     policy = GaussianPolicy(2, 2, hidden=(16, 16))
     params = dict(policy.named_parameters())
     for lanes in (1, 4):
-        sampler = Sampler("navigation-2d", 3, lanes, horizon=25, nthread=1, sampling="steps")
-        sampler.set_tasks(np.array([[0.05, 0.02], [-0.1, 0.1], [0.3, -0.2]]))
-        sampler_episodes.append(budget_sample(sampler, policy, params, False, 3, budget=100))
-        sampler.close()
+        with Sampler("navigation-2d", 3, lanes, horizon=25, nthread=1, sampling="steps") as sampler:
+            sampler.set_tasks(np.array([[0.05, 0.02], [-0.1, 0.1], [0.3, -0.2]]))
+            sampler_episodes.append(budget_sample(sampler, policy, params, False, 3, budget=100))
     for a, b in zip(*sampler_episodes, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 

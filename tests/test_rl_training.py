@@ -34,20 +34,22 @@ def tiny_batch(inner_steps=1, env="navigation-2d", seed=0):
         seed=seed,
     )
     learner, sampler = build(config, torch.device("cpu"))
-    train, valid, _, _ = sample_iteration(learner, sampler, config, 0, torch.device("cpu"))
-    return config, learner, sampler, train, valid
+    try:
+        train, valid, _, _ = sample_iteration(learner, sampler, config, 0, torch.device("cpu"))
+    finally:
+        sampler.close()
+    return config, learner, train, valid
 
 
 def test_policy_actions_in_unit_box_are_rescaled_to_the_env_box():
     # navigation-2d's box is [-0.1, 0.1]: a policy action a moves the point by 0.1 * clip(a, -1, 1)
-    _, _, sampler, train, _ = tiny_batch()
+    _, _, train, _ = tiny_batch()
     episodes = train[0]
     moved = episodes.observations[:, :, 1:] - episodes.observations[:, :, :-1]
     expected = 0.1 * episodes.actions[:, :, :-1].clamp(-1, 1)
     alive = episodes.mask[:, :, 1:].bool()
     assert alive.sum() > 50 and (episodes.actions.abs() > 1).any()
     torch.testing.assert_close(moved[alive], expected[alive], rtol=0, atol=1e-6)
-    sampler.close()
 
 
 def test_env_gets_actions_clipped_to_its_box_and_episodes_keep_the_policys_own():
@@ -58,12 +60,14 @@ def test_env_gets_actions_clipped_to_its_box_and_episodes_keep_the_policys_own()
     sent = []
     step = sampler.env.step
     sampler.env.step = lambda actions: sent.append(actions.copy()) or step(actions)
-    episodes = sampler.sample(learner.model, learner.meta_params(), per_task=False, seed=0)
+    try:
+        episodes = sampler.sample(learner.model, learner.meta_params(), per_task=False, seed=0)
+    finally:
+        sampler.close()
     sent = torch.as_tensor(np.stack(sent, axis=1)).view(2, 3, 6, -1)
     own = episodes.actions.double()
     assert (own.abs() > 1).any() and (sent.abs() <= 1).all()
     torch.testing.assert_close(sent, own.clamp(-1, 1), rtol=0, atol=0)
-    sampler.close()
 
 
 @pytest.mark.parametrize("inner_steps", [1, 2])
@@ -74,22 +78,21 @@ def test_batched_adaptation_equals_a_loop_over_tasks(inner_steps):
 
     from maml import PerStep
 
-    _, learner, sampler, train, _ = tiny_batch(inner_steps)
+    config, learner, train, _ = tiny_batch(inner_steps)
     batched = adapted_params(learner, train)
     assert len(batched) == inner_steps
-    for t in range(sampler.meta_batch):
+    for t in range(config.meta_batch):
         support = PerStep([tree_map(lambda x, t=t: x[t : t + 1], e) for e in train])
         for k in range(inner_steps):
             with torch.no_grad():
                 one = learner.adapt(support, steps=k + 1)
             for name, value in one.items():
                 torch.testing.assert_close(batched[k][name][t], value[0], rtol=1e-5, atol=1e-6)
-    sampler.close()
 
 
 @pytest.mark.parametrize("env", ["navigation-2d", "halfcheetah-vel"])
 def test_trpo_step_respects_the_trust_region_and_never_gets_worse(env):
-    config, learner, sampler, train, valid = tiny_batch(env=env)
+    config, learner, train, valid = tiny_batch(env=env)
     before = [p.detach().clone() for p in learner.parameters()]
     settings = TRPOSettings(max_kl=0.01, cg_iterations=5)
     stats = trpo_step(learner, train, valid, settings, torch.Generator().manual_seed(0))
@@ -106,7 +109,6 @@ def test_trpo_step_respects_the_trust_region_and_never_gets_worse(env):
     assert 0 < after[1].item()
     assert after[0].item() == pytest.approx(stats["surrogate_after"], abs=1e-6)
     assert after[0].item() < stats["surrogate_before"]
-    sampler.close()
 
 
 def _surrogate_gradient(learner, train, valid):
@@ -121,7 +123,7 @@ def _surrogate_gradient(learner, train, valid):
 
 @pytest.mark.parametrize("env", ["navigation-2d", "halfcheetah-vel"])
 def test_the_natural_meta_step_is_not_the_plain_gradient_and_stays_in_the_trust_region(env):
-    _, learner, sampler, train, valid = tiny_batch(env=env)
+    _, learner, train, valid = tiny_batch(env=env)
     gradient = _surrogate_gradient(learner, train, valid)
     before = [p.detach().clone() for p in learner.parameters()]
     settings = TRPOSettings(max_kl=0.01, cg_iterations=5)
@@ -132,11 +134,10 @@ def test_the_natural_meta_step_is_not_the_plain_gradient_and_stays_in_the_trust_
     step = torch.cat([(p.detach() - q).reshape(-1) for p, q in moved])
     cosine = torch.nn.functional.cosine_similarity
     assert cosine(step, -gradient, dim=0) < 0.99  # the natural step is another one
-    sampler.close()
 
 
 def test_a_rejected_step_leaves_the_policy_unchanged():
-    _, learner, sampler, train, valid = tiny_batch()
+    _, learner, train, valid = tiny_batch()
     before = [p.detach().clone() for p in learner.parameters()]
     # a trust region so small that no step of the line search fits in it
     stats = trpo_step(
@@ -149,7 +150,6 @@ def test_a_rejected_step_leaves_the_policy_unchanged():
     assert stats["accepted"] == 0.0
     for p, q in zip(learner.parameters(), before, strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
-    sampler.close()
 
 
 @pytest.mark.slow
