@@ -340,3 +340,15 @@ def test_per_step_support_equals_chaining_one_step_adaptations(path):
         torch.testing.assert_close(grads[f"model.{name}"], g, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="PerStep holds 2 support batch"):
         learner.step_losses(support, query, steps=3)
+
+
+@pytest.mark.parametrize("path", ["vmap", "loop"])
+def test_task_losses_are_each_tasks_loss_at_its_own_parameters(path):
+    learner = MAML(tiny_mlp(), mse, inner_lr=0.3, path=path)
+    support, query = regression_tasks()
+    params = learner.adapt(support)
+    got = learner.task_losses(params, query)
+    for t in range(query[0].shape[0]):
+        own = learner.functional({n: p[t] for n, p in params.items()})
+        expected = mse(own, tuple(x[t] for x in query))
+        torch.testing.assert_close(got[t], expected, atol=1e-12, rtol=0)
