@@ -23,6 +23,48 @@ def reinforce_loss(policy: type) -> Callable[[Forward, Episodes], Tensor]:
     return loss
 
 
+def magic_box(x: Tensor) -> Tensor:
+    """DiCE's magic box (Foerster et al. 2018): 1 in value, ``d box(x) = box(x) dx``."""
+    return torch.exp(x - x.detach())
+
+
+def dice_loss(policy: type) -> Callable[[Forward, Episodes], Tensor]:
+    """An inner loss with DiCE's derivatives: Loaded DiCE (Farquhar et al. 2019),
+    ``-sum_t (box(c_t) - box(c_{t-1})) A_t`` with ``c_t`` the episode's log-likelihood up to step
+    t, averaged over the valid steps.
+
+    Its gradient is REINFORCE's (:func:`reinforce_loss`); its Hessian adds the score terms of the
+    episodes' sampling, so that it estimates the Hessian of the expected return without bias
+    (undiscounted, for any baseline of the state in ``A_t``; tested by enumeration). Each row of
+    ``episodes`` must be one episode: packed rows (``Episodes.packed``) would join episodes.
+    """
+
+    def loss(forward: Forward, episodes: Episodes) -> Tensor:
+        log_probs = policy.log_prob(forward(episodes.observations), episodes.actions)
+        log_probs = log_probs * episodes.mask
+        upto = log_probs.cumsum(-1)
+        weights = magic_box(upto) - magic_box(upto - log_probs)
+        return -(weights * episodes.advantages * episodes.mask).sum() / episodes.mask.sum()
+
+    return loss
+
+
+def lvc_loss(policy: type) -> Callable[[Forward, Episodes], Tensor]:
+    """ProMP's low-variance curvature inner loss (Rothfuss et al. 2019, eq. 7):
+    ``-sum_t box(log pi(a_t | s_t)) A_t``, averaged over the valid steps.
+
+    Its gradient is REINFORCE's; its Hessian keeps each step's own score term and drops DiCE's
+    products of scores across steps (biased, lower variance; tested by enumeration).
+    """
+
+    def loss(forward: Forward, episodes: Episodes) -> Tensor:
+        log_probs = policy.log_prob(forward(episodes.observations), episodes.actions)
+        weighted = magic_box(log_probs) * episodes.advantages * episodes.mask
+        return -weighted.sum() / episodes.mask.sum()
+
+    return loss
+
+
 def surrogate_and_kl(policy: type) -> Callable[[Forward, Episodes], Tensor]:
     """The TRPO measures of a task: ``[surrogate loss, KL(old || new)]`` over the valid steps.
 
