@@ -15,7 +15,7 @@ from maml.run import distributed
 from maml.run.distributed import ONE_PROCESS, Ranks
 from maml.run.errors import UsageError
 from maml_rl.config import TrainConfig
-from maml_rl.losses import reinforce_loss
+from maml_rl.losses import INNER_LOSSES
 from maml_rl.policies import make_policy
 from maml_rl.sampler import Sampler
 
@@ -71,7 +71,7 @@ def build_learner(config: TrainConfig, device: torch.device) -> MAML:
     env.close()
     return MAML(
         policy,
-        reinforce_loss(type(policy)),
+        INNER_LOSSES[config.inner_estimator](type(policy)),
         inner_steps=config.inner_steps,
         inner_lr=config.inner_lr,
         first_order=config.first_order,

@@ -18,6 +18,10 @@ SAMPLINGS = ("episodes", "steps")
 # sandbox/rocky/tf/policies/maml_minimal_gauss_mlp_policy.py, create_MLP: Xavier-uniform weights
 # and zero biases for the hidden and output layers).
 INITS = ("torch", "xavier")
+# The inner loss's estimator: REINFORCE (the MAML paper's), DiCE (Loaded DiCE, Farquhar et al.
+# 2019: unbiased higher derivatives) or LVC (ProMP's low-variance curvature, Rothfuss et al.
+# 2019); all three take the same inner step and differ in the meta-gradient through it.
+ESTIMATORS = ("reinforce", "dice", "lvc")
 
 
 def _f(default, help: str, **meta):
@@ -60,6 +64,14 @@ class TrainConfig:
     inner_steps: int = _f(1, "inner policy-gradient steps, fresh episodes for each", positive=True)
     inner_lr: float = _f(0.1, "inner step size", positive=True)
     first_order: bool = _f(False, "first-order MAML (drop second derivatives)")
+    inner_estimator: str = _f(
+        "reinforce",
+        "the inner loss's estimator, the same inner step with different derivatives through it: "
+        "reinforce (the MAML paper's; misses the pre-update sampling term of the meta-gradient), "
+        "dice (Loaded DiCE: the expected return's Hessian, the meta-gradient right to first "
+        "order in the step) or lvc (ProMP's low-variance curvature)",
+        choices=ESTIMATORS,
+    )
     gamma: float = _f(0.99, "discount factor", positive=True)
     gae_lambda: float = _f(1.0, "GAE lambda")
     hidden: int = _f(100, "units per hidden layer of the policy", positive=True)

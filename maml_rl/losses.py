@@ -46,6 +46,7 @@ def dice_loss(policy: type) -> Callable[[Forward, Episodes], Tensor]:
         weights = magic_box(upto) - magic_box(upto - log_probs)
         return -(weights * episodes.advantages * episodes.mask).sum() / episodes.mask.sum()
 
+    loss.whole_episodes = True  # type: ignore[attr-defined]
     return loss
 
 
@@ -63,6 +64,15 @@ def lvc_loss(policy: type) -> Callable[[Forward, Episodes], Tensor]:
         return -weighted.sum() / episodes.mask.sum()
 
     return loss
+
+
+INNER_LOSSES = {"reinforce": reinforce_loss, "dice": dice_loss, "lvc": lvc_loss}
+
+
+def inner_rows(episodes: Episodes, loss: Callable) -> Episodes:
+    """The rows the inner ``loss`` takes: each task's steps packed (fewer rows to compute), or
+    whole episodes where the loss needs them (DiCE's likelihood of each episode so far)."""
+    return episodes if getattr(loss, "whole_episodes", False) else episodes.packed()
 
 
 def surrogate_and_kl(policy: type) -> Callable[[Forward, Episodes], Tensor]:

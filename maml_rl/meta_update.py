@@ -13,7 +13,7 @@ from maml.inner_step import Params
 from maml.run.distributed import ONE_PROCESS, Ranks
 from maml_rl.episodes import Episodes
 from maml_rl.fisher import gauss_newton_fvp
-from maml_rl.losses import surrogate_and_kl
+from maml_rl.losses import inner_rows, surrogate_and_kl
 from maml_rl.trpo import conjugate_gradient, flat, line_search
 
 
@@ -32,7 +32,7 @@ def adapt_step(learner: MAML, episodes: Episodes, params: Params | None = None) 
     task's) or the meta-parameters: values only (first order computes the same values, cheaper).
     The step size is the learner's fixed one (the Fisher refuses learned ones)."""
     with torch.no_grad():
-        return learner.adapt(episodes.packed(), 1, params=params)
+        return learner.adapt(inner_rows(episodes, learner.task_loss), 1, params=params)
 
 
 def adapted_params(learner: MAML, train: list[Episodes]) -> list[Params]:

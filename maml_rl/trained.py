@@ -20,6 +20,7 @@ from maml.run.saved import load_learner_state, read_run
 from maml_rl.build import build_learner, make_sampler
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import Episodes, with_advantages
+from maml_rl.losses import inner_rows
 from maml_rl.policies import CategoricalPolicy, GaussianPolicy
 from maml_rl.sampler import box_rescaling
 
@@ -74,9 +75,9 @@ def inner_step(
     loss of training (REINFORCE with the linear baseline and GAE), values only."""
     device = next(learner.model.parameters()).device
     episodes = with_advantages(episodes.to(device), config.gamma, config.gae_lambda)
-    # The inner loss averages over steps: fewer rows to compute once packed.
+    rows = inner_rows(episodes, learner.task_loss)
     with torch.no_grad():
-        return learner.adapt(episodes.packed(), 1, params=params, step_sizes=[step_size])
+        return learner.adapt(rows, 1, params=params, step_sizes=[step_size])
 
 
 def adaptation(

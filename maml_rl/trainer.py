@@ -19,6 +19,7 @@ from maml_rl.build import build, mujoco_threads, resolved
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import Episodes, with_advantages
 from maml_rl.evaluate import default_step_sizes, returns_after_steps
+from maml_rl.losses import inner_rows
 from maml_rl.meta_update import TRPOSettings, adapt_step, trpo_step
 from maml_rl.plots import returns_figure
 from maml_rl.sampler import Sampler
@@ -135,8 +136,8 @@ class RLTrainer:
         update_started = time.perf_counter()
         stats = trpo_step(
             learner,
-            [self._packed(e) for e in train_episodes],
-            self._packed(valid),
+            [self._rows(inner_rows(e, learner.task_loss)) for e in train_episodes],
+            self._rows(valid.packed()),
             self.settings,
             generator,
             adapted,
@@ -167,11 +168,10 @@ class RLTrainer:
             self.validate(writer, done)
         return postfix
 
-    def _packed(self, episodes: Episodes) -> Episodes:
-        """The steps packed for the update (``Episodes.packed``), every rank's batch as wide as
-        the widest so that the Fisher's subsets of rows match."""
-        packed = episodes.packed()
-        return packed.padded(self.ranks.most(packed.mask.shape[1], self.device))
+    def _rows(self, episodes: Episodes) -> Episodes:
+        """Every rank's batch as wide as the widest, so that the Fisher's subsets of rows match
+        (the train episodes as the inner loss takes them, the valid ones packed)."""
+        return episodes.padded(self.ranks.most(episodes.mask.shape[1], self.device))
 
     def _task_means(
         self, batches: list[Episodes], adapted: list[Params]

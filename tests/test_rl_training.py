@@ -439,3 +439,42 @@ def test_evaluation_reports_the_mean_episode_length():
     learner, config = untrained_learner("ant-vel", None, 0, torch.device("cpu"))
     _, lengths = outcomes_after_steps(learner, config, 2, 0, [0.1], 0, 4)
     assert lengths.max() <= 200 and lengths.min() < 200
+
+
+@pytest.mark.parametrize("estimator", ["dice", "lvc"])
+def test_an_inner_estimator_takes_reinforces_step_and_changes_only_second_order_updates(estimator):
+    """The estimators share REINFORCE's gradient: the sampler's adapted parameters and a
+    first-order update are REINFORCE's; a second-order update differs (its Hessian)."""
+
+    def update(name, first_order):
+        config = TrainConfig(
+            env="navigation-2d",
+            meta_batch=3,
+            rollouts=4,
+            horizon=10,
+            hidden=16,
+            device="cpu",
+            nthread=1,
+            inner_estimator=name,
+            first_order=first_order,
+        )
+        learner, sampler = build(config, torch.device("cpu"))
+        with sampler:
+            train, valid, adapted, _ = sample_iteration(
+                learner, sampler, config, 0, torch.device("cpu")
+            )
+        settings = TRPOSettings(cg_iterations=3, cg_damping=0.01, fisher_fraction=1.0)
+        trpo_step(learner, train, valid, settings, torch.Generator().manual_seed(0), adapted)
+        step = torch.cat([p.detach().reshape(-1) for p in learner.parameters()])
+        return adapted[-1], step
+
+    for first_order in (True, False):
+        (adapted, step), (reference, reference_step) = (
+            update(name, first_order) for name in (estimator, "reinforce")
+        )
+        for name in adapted:
+            torch.testing.assert_close(adapted[name], reference[name], rtol=1e-5, atol=1e-6)
+        if first_order:
+            torch.testing.assert_close(step, reference_step, rtol=1e-4, atol=1e-6)
+        else:
+            assert (step - reference_step).abs().max() > 1e-4
