@@ -51,16 +51,19 @@ def dice_loss(policy: type) -> Callable[[Forward, Episodes], Tensor]:
 
 
 def lvc_loss(policy: type) -> Callable[[Forward, Episodes], Tensor]:
-    """ProMP's low-variance curvature inner loss (Rothfuss et al. 2019, eq. 7):
-    ``-sum_t box(log pi(a_t | s_t)) A_t``, averaged over the valid steps.
+    """ProMP's low-variance curvature inner loss (Rothfuss et al. 2019, eq. 7, as its code
+    computes it): ``-r_t A_t`` averaged over the valid steps, ``r_t`` the likelihood ratio of
+    the action to the policy that sampled it (``episodes.outputs``).
 
-    Its gradient is REINFORCE's; its Hessian keeps each step's own score term and drops DiCE's
+    At the sampling parameters ``r_t`` is 1 and behaves as ``box(log pi(a_t | s_t))``: the
+    gradient is REINFORCE's, the Hessian keeps each step's own score term and drops DiCE's
     products of scores across steps (biased, lower variance; tested by enumeration).
     """
 
     def loss(forward: Forward, episodes: Episodes) -> Tensor:
         log_probs = policy.log_prob(forward(episodes.observations), episodes.actions)
-        weighted = magic_box(log_probs) * episodes.advantages * episodes.mask
+        ratio = torch.exp(log_probs - policy.log_prob(episodes.outputs, episodes.actions))
+        weighted = ratio * episodes.advantages * episodes.mask
         return -weighted.sum() / episodes.mask.sum()
 
     return loss

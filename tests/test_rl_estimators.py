@@ -65,6 +65,11 @@ def one(episodes: Episodes, k: int) -> Episodes:
     return Episodes(*(x[:, k : k + 1] for x in episodes))
 
 
+def sampled_by(episodes: Episodes, forward) -> Episodes:
+    """The episodes as the policy ``forward`` sampled them (its outputs recorded)."""
+    return episodes._replace(outputs=forward(episodes.observations).detach())
+
+
 def probabilities(forward, episodes, world):
     log_pi = CategoricalPolicy.log_prob(forward(episodes.observations), episodes.actions)
     return world * log_pi[0].sum(-1).exp()
@@ -90,6 +95,7 @@ def expected(fn, theta, forward_of, episodes, world):
 def test_each_estimators_gradient_is_reinforces_and_unbiased(name):
     theta, forward_of = setup()
     episodes, world, returns = trajectories()
+    episodes = sampled_by(episodes, forward_of(theta))
 
     def gradient(batch):
         return torch.func.grad(lambda t: objective(name, t, forward_of, batch))(theta)
@@ -114,6 +120,7 @@ def score_terms(theta, forward_of, trajectory):
 def test_dice_hessian_is_unbiased_lvc_drops_the_cross_step_scores_reinforce_all_scores():
     theta, forward_of = setup(seed=1)
     episodes, world, returns = trajectories()
+    episodes = sampled_by(episodes, forward_of(theta))
     exact = torch.autograd.functional.hessian(
         lambda t: value(t, forward_of, episodes, world, returns), theta
     )
@@ -151,6 +158,7 @@ def meta_gradients(alpha, seed=2):
     one trajectory, and each estimator's expected meta-gradient (the outer value exact)."""
     theta, forward_of = setup(seed)
     episodes, world, returns = trajectories()
+    episodes = sampled_by(episodes, forward_of(theta))
 
     def step(name, t, trajectory):
         inner = objective(name, t, forward_of, trajectory)
