@@ -22,6 +22,12 @@ INITS = ("torch", "xavier")
 # 2019: unbiased higher derivatives) or LVC (ProMP's low-variance curvature, Rothfuss et al.
 # 2019); all three take the same inner step and differ in the meta-gradient through it.
 ESTIMATORS = ("reinforce", "dice", "lvc")
+OUTERS = ("trpo", "ppo")  # the meta-update
+TRPO_SETTINGS = frozenset(
+    {"max_kl", "cg_iterations", "cg_damping", "line_search_steps", "line_search_ratio"}
+    | {"fisher_fraction"}
+)
+PPO_SETTINGS = frozenset({"outer_lr", "ppo_epochs", "ppo_clip", "inner_kl_penalty"})
 
 
 def _f(default, help: str, **meta):
@@ -83,6 +89,25 @@ class TrainConfig:
         "zero biases: the authors' policy)",
         choices=INITS,
     )
+    outer: str = _f(
+        "trpo",
+        "the meta-update: trpo (the MAML paper's: conjugate gradient on the Fisher of the KL "
+        "through the adaptation, a line search under --max-kl) or ppo (ProMP's: Adam on PPO's "
+        "clipped objective of the post-adaptation episodes for --ppo-epochs steps, re-adapting "
+        "through the inner steps at each)",
+        choices=OUTERS,
+    )
+    outer_lr: float = _f(1e-3, "ppo: Adam's step size (ProMP: 1e-3)", positive=True)
+    ppo_epochs: int = _f(5, "ppo: Adam steps on each batch of episodes (ProMP: 5)", positive=True)
+    ppo_clip: float = _f(
+        0.3, "ppo: the clip range of the likelihood ratio (ProMP: 0.3)", positive=True
+    )
+    inner_kl_penalty: float = _f(
+        0.0,
+        "ppo: weight of the mean KL from each inner step's sampling policy to its re-adapted one "
+        "(ProMP: 5e-4)",
+        non_negative=True,
+    )
     max_kl: float = _f(0.01, "TRPO trust region: largest mean KL per update", positive=True)
     cg_iterations: int = _f(10, "conjugate-gradient iterations", positive=True)
     cg_damping: float = _f(1e-5, "damping added to the Fisher matrix", positive=True)
@@ -123,6 +148,7 @@ class TrainConfig:
 
     def inapplicable(self) -> set[str]:
         """Settings that do not apply to this family (not written to the run's config.toml)."""
+        other = set(PPO_SETTINGS if self.outer == "trpo" else TRPO_SETTINGS)
         if issubclass(family_class(self.env), MujocoTaskEnv):
-            return set()
-        return {"frame_skip", "nthread"}
+            return other
+        return other | {"frame_skip", "nthread"}

@@ -22,6 +22,7 @@ from maml_rl.evaluate import default_step_sizes, returns_after_steps
 from maml_rl.losses import inner_rows
 from maml_rl.meta_update import TRPOSettings, adapt_step, trpo_step
 from maml_rl.plots import returns_figure
+from maml_rl.ppo import PPOSettings, ppo_step
 from maml_rl.sampler import Sampler
 
 VAL_STEPS = 3  # inner steps of a validation, as in the paper's figures
@@ -93,6 +94,10 @@ class RLTrainer:
         self.config, self.device, self.label, self.ranks = config, device, config.env, ranks
         self.learner, self.sampler = build(config, device, ranks)
         self.settings = trpo_settings(config)
+        self.ppo = PPOSettings(config.ppo_epochs, config.ppo_clip, config.inner_kl_penalty)
+        self.optimizer = None
+        if config.outer == "ppo":
+            self.optimizer = torch.optim.Adam(self.learner.parameters(), lr=config.outer_lr)
 
     def describe(self) -> str:
         config = self.config
@@ -107,11 +112,17 @@ class RLTrainer:
         return {"mujoco_threads": mujoco_threads(self.config)}
 
     def state_dict(self) -> dict[str, Any]:
-        # Everything random derives from (seed, iteration): the learner is the whole state.
-        return {"learner": self.learner.state_dict()}
+        # Everything random derives from (seed, iteration): the learner (and PPO's Adam) is the
+        # whole state.
+        state = {"learner": self.learner.state_dict()}
+        if self.optimizer is not None:
+            state["optimizer"] = self.optimizer.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.learner.load_state_dict(state["learner"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
 
     def metrics(self) -> list[str]:
         steps = range(1, self.config.inner_steps + 1)
@@ -134,16 +145,29 @@ class RLTrainer:
         generator = torch.Generator().manual_seed(int(seeds[-1]))  # Fisher subsets
         good = {k: v.clone() for k, v in learner.state_dict().items()}
         update_started = time.perf_counter()
-        stats = trpo_step(
-            learner,
-            [self._rows(inner_rows(e, learner.task_loss)) for e in train_episodes],
-            self._rows(valid.packed()),
-            self.settings,
-            generator,
-            adapted,
-            self.ranks,
-            config.meta_batch,
-        )
+        train_rows = [self._rows(inner_rows(e, learner.task_loss)) for e in train_episodes]
+        valid_rows = self._rows(valid.packed())
+        if self.optimizer is None:
+            stats = trpo_step(
+                learner,
+                train_rows,
+                valid_rows,
+                self.settings,
+                generator,
+                adapted,
+                self.ranks,
+                config.meta_batch,
+            )
+        else:
+            stats = ppo_step(
+                learner,
+                self.optimizer,
+                train_rows,
+                valid_rows,
+                self.ppo,
+                self.ranks,
+                config.meta_batch,
+            )
         times["meta_update"] = time.perf_counter() - update_started
         finite = all(torch.isfinite(p).all() for p in learner.parameters())
         if not (finite and np.isfinite(stats["surrogate_before"])):
@@ -234,8 +258,9 @@ def _log(writer, step, returns, lengths, stats, times, env_steps, wall) -> None:
     writer.add_scalar("losses/surrogate_before_update", stats["surrogate_before"], step)
     writer.add_scalar("losses/surrogate_after_update", stats["surrogate_after"], step)
     writer.add_scalar("charts/kl", stats["kl"], step)
-    writer.add_scalar("charts/line_search_steps", stats["line_search_steps"], step)
-    writer.add_scalar("charts/step_accepted", stats["accepted"], step)
+    if "accepted" in stats:  # TRPO's line search
+        writer.add_scalar("charts/line_search_steps", stats["line_search_steps"], step)
+        writer.add_scalar("charts/step_accepted", stats["accepted"], step)
     writer.add_scalar("charts/env_steps_per_second", env_steps / max(times["sampling"], 1e-9), step)
     writer.add_scalar("charts/wall_time", wall, step)
     for name, seconds in times.items():

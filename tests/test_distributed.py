@@ -79,21 +79,22 @@ def test_two_ranks_train_omniglot_as_one_process(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "env, sampling, estimator",
+    "env, sampling, estimator, outer",
     [
-        ("navigation-2d", "episodes", "reinforce"),
-        ("halfcheetah-vel", "episodes", "reinforce"),
-        ("navigation-2d", "steps", "reinforce"),
-        ("navigation-2d", "steps", "dice"),  # whole episodes of several lengths per rank
-        ("navigation-2d", "episodes", "lvc"),
+        ("navigation-2d", "episodes", "reinforce", "trpo"),
+        ("halfcheetah-vel", "episodes", "reinforce", "trpo"),
+        ("navigation-2d", "steps", "reinforce", "trpo"),
+        ("navigation-2d", "steps", "dice", "trpo"),  # whole episodes of several lengths per rank
+        ("navigation-2d", "episodes", "lvc", "ppo"),  # ProMP
+        ("navigation-2d", "steps", "reinforce", "ppo"),  # MAML-PPO
     ],
 )
-def test_two_ranks_train_a_policy_as_one_process(tmp_path, env, sampling, estimator):
+def test_two_ranks_train_a_policy_as_one_process(tmp_path, env, sampling, estimator, outer):
     # Three conjugate-gradient iterations and some damping: ten amplify the float rounding of a
     # sum's order (one process's runs differ as much between thread counts). Not the Ant: its
     # contacts amplify the rounding of a batch's policy outputs into different episodes.
     args = ["-m", "maml_rl.train", "--env", env, "--meta-batch", "4", "--rollouts", "3"]
-    args += ["--sampling", sampling, "--inner-estimator", estimator]
+    args += ["--sampling", sampling, "--inner-estimator", estimator, "--outer", outer]
     args += ["--horizon", "10", "--hidden", "16", "--device", "cpu", "--nthread", "1"]
     args += [
         "--iterations",

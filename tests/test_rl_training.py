@@ -478,3 +478,52 @@ def test_an_inner_estimator_takes_reinforces_step_and_changes_only_second_order_
             torch.testing.assert_close(step, reference_step, rtol=1e-4, atol=1e-6)
         else:
             assert (step - reference_step).abs().max() > 1e-4
+
+
+def test_the_ppo_objectives_gradient_at_ratio_one_is_the_trpo_surrogates():
+    from maml import PerStep
+    from maml_rl.losses import surrogate_and_kl
+    from maml_rl.ppo import PPOSettings, ppo_objective
+
+    config, learner, train, valid = tiny_batch(inner_steps=2)
+    params = list(learner.parameters())
+    loss, kl = ppo_objective(learner, train, valid, PPOSettings(inner_kl_penalty=0.5))
+    ppo = torch.autograd.grad(loss, params, allow_unused=True)
+    measure = surrogate_and_kl(type(learner.model))
+    surrogate = learner.step_losses(PerStep(train), valid, record=False, measure=measure)
+    trpo = torch.autograd.grad(surrogate[:, -1, 0].mean(), params, allow_unused=True)
+    assert kl.item() == pytest.approx(0.0, abs=1e-10)  # the sampler's own adapted policy
+    for a, b in zip(ppo, trpo, strict=True):  # the inner KL penalty is flat there too
+        if b is not None:
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_a_ppo_step_improves_the_clipped_objective_within_its_epochs():
+    from maml_rl.ppo import PPOSettings, ppo_objective, ppo_step
+
+    _, learner, train, valid = tiny_batch()
+    optimizer = torch.optim.Adam(learner.parameters(), lr=1e-2)
+    settings = PPOSettings(epochs=4, clip=0.3, inner_kl_penalty=5e-4)
+    stats = ppo_step(learner, optimizer, train, valid, settings)
+    assert stats["surrogate_after"] < stats["surrogate_before"]
+    assert 0 < stats["kl"]
+    assert optimizer.state[next(iter(learner.parameters()))]["step"] == 4
+    with torch.no_grad():
+        loss, _ = ppo_objective(learner, train, valid, settings)
+    assert loss.item() == pytest.approx(stats["surrogate_after"], abs=1e-6)
+
+
+def test_a_ppo_run_resumes_exactly_with_its_optimizer(tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = ["--env", "navigation-2d", *TINY, "--checkpoint-every", "1"]
+    common += ["--outer", "ppo", "--inner-estimator", "lvc", "--inner-kl-penalty", "5e-4"]
+    assert run_train([*common, "--iterations", "3", "--run-dir", str(straight)]) == 0
+    assert run_train([*common, "--iterations", "2", "--run-dir", str(split)]) == 0
+    assert "optimizer" in load_checkpoint(split / "checkpoint.pt")
+    assert run_train(["--resume", str(split), "--iterations", "3"]) == 0
+    a = load_checkpoint(straight / "checkpoint.pt")["learner"]
+    b = load_checkpoint(split / "checkpoint.pt")["learner"]
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+    config = (straight / "config.toml").read_text()
+    assert 'outer = "ppo"' in config and "max_kl" not in config and "ppo_epochs = 5" in config
