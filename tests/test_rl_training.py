@@ -527,3 +527,23 @@ def test_a_ppo_run_resumes_exactly_with_its_optimizer(tmp_path):
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
     config = (straight / "config.toml").read_text()
     assert 'outer = "ppo"' in config and "max_kl" not in config and "ppo_epochs = 5" in config
+
+
+@pytest.mark.parametrize(
+    "algorithm, estimator, outer, penalty",
+    [("promp", "lvc", "ppo", 5e-4), ("maml-ppo", "reinforce", "ppo", 0.0)],
+)
+def test_an_algorithm_preset_combines_with_the_familys(
+    tmp_path, algorithm, estimator, outer, penalty
+):
+    from maml.run.presets import read_preset
+
+    run = tmp_path / "run"
+    args = ["--env", "navigation-2d", "--config", algorithm, "--iterations", "1"]
+    args += ["--rollouts", "2", "--horizon", "5", "--meta-batch", "3", "--nthread", "1"]
+    assert run_train([*args, "--device", "cpu", "--run-dir", str(run)]) == 0
+    config = load_checkpoint(run / "checkpoint.pt")["config"]
+    assert (config["inner_estimator"], config["outer"]) == (estimator, outer)
+    assert config["inner_kl_penalty"] == penalty
+    assert config["hidden"] == read_preset("navigation-2d")["hidden"]  # the family's
+    assert "env" not in read_preset(algorithm)  # combines with every family
