@@ -20,13 +20,12 @@ from typing import Any
 
 from maml.run.config import parse_toml
 from maml.run.errors import UsageError
-from maml.run.provenance import HISTORY, SOURCE, package_versions, source_commit
+from maml.run.provenance import HISTORY, RESULT_FILES, SOURCE, package_versions, source_commit
 
 SEEDS = Path(__file__).with_name("seeds")
 # What a trained and evaluated seed's figures depend on: the toolkit, the envs and the presets.
 CODE = ("maml", "maml_rl", "envs", "configs")
 # Files that benchmarks write: their changes are not changes of code.
-OUTPUTS = ("benchmarks/RESULTS.md", "benchmarks/seeds")
 
 
 def code_trees(commit: str = "HEAD") -> dict[str, str]:
@@ -100,7 +99,7 @@ def save_seed_record(
 ) -> None:
     """Write a finished seed's ``figures`` for committing, if they came from committed code that
     is today's ``CODE`` from training to evaluation; otherwise say why nothing was written."""
-    head, dirty = source_commit(exclude=OUTPUTS)
+    head, dirty = source_commit(exclude=RESULT_FILES)
     if head is None or dirty:
         print(f"not writing {path}: the code is not committed", flush=True)
         return

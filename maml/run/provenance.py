@@ -16,6 +16,9 @@ from maml.run.folder import append_atomic
 SOURCE = Path(__file__).resolve().parents[2]  # the checkout
 HISTORY = "history.toml"
 PACKAGES = ("maml-toolkit", "torch", "numpy", "gymnasium", "mujoco", "tensorboard")
+# Files results are written to, not code: a run started beside them is on committed code (the
+# benchmarks write RESULTS.md and seed records between the trainings they start).
+RESULT_FILES = ("benchmarks/RESULTS.md", "benchmarks/seeds")
 
 
 def source_commit(exclude: tuple[str, ...] = ()) -> tuple[str | None, bool]:
@@ -52,7 +55,7 @@ def package_versions() -> dict[str, str]:
 
 def run_record(kind: str, **extra: Any) -> dict[str, Any]:
     """One entry of a run's history: when, how it was started, and on which code."""
-    commit, dirty = source_commit()
+    commit, dirty = source_commit(exclude=RESULT_FILES)
     record = {
         "event": kind,
         "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
