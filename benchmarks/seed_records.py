@@ -25,7 +25,6 @@ from maml.run.provenance import HISTORY, RESULT_FILES, SOURCE, package_versions,
 SEEDS = Path(__file__).with_name("seeds")
 # What a trained and evaluated seed's figures depend on: the toolkit, the envs and the presets.
 CODE = ("maml", "maml_rl", "envs", "configs")
-# Files that benchmarks write: their changes are not changes of code.
 
 
 def code_trees(commit: str = "HEAD") -> dict[str, str]:
