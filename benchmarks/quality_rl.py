@@ -62,6 +62,12 @@ TEST_SEED = 1
 STEPS = 3
 
 
+def benchmark_name(env: str, variant: list[str]) -> str:
+    """The folder of a family's runs and seed records, the variant's training flags in it."""
+    slug = "".join(c if c.isalnum() else "-" for c in " ".join(variant)).strip("-")
+    return f"bench-rl-{env}" + (f"-{slug}" if slug else "")
+
+
 def train_seed(env: str, seed: int, run: Path, iterations: int | None, extra: list[str]) -> None:
     """Train (or resume, or find finished) one seed's run."""
     more = ["--iterations", str(iterations)] if iterations else []
@@ -174,8 +180,7 @@ def main() -> None:
     elif extra:
         parser.error(f"unknown arguments {extra}; put training flags after --")
     variant = " ".join(extra)
-    slug = "".join(c if c.isalnum() else "-" for c in variant).strip("-")
-    benchmark = f"bench-rl-{args.env}" + (f"-{slug}" if slug else "")
+    benchmark = benchmark_name(args.env, extra)
     runs = Path(args.runs or f"runs/{benchmark}")
     samplers = {"episodes": None}  # name -> env-step budget of the authors' sampler, or None
     if args.rllab_sampler:

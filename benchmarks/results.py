@@ -41,7 +41,7 @@ LEGEND = (
 # a benchmark not listed goes last.
 TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Supervised quality", ("quality_sinusoid", "quality_omniglot")),
-    ("RL quality", ("quality_rl",)),
+    ("RL quality", ("quality_rl", "compare_rl")),
     (
         "Speed",
         (
@@ -296,6 +296,8 @@ def _omniglot(name: str, body: str) -> list[Summary]:
 
 
 def _rl(name: str, body: str) -> list[Summary]:
+    if ", " in name:  # another algorithm than the preset's: compare_rl's rows summarise it
+        return []
     rows = next(rows for _, rows in _tables(body) if rows[0][1:2] == ["0 steps"])
     steps = [h.split()[0] for h in rows[0][1:]]
     means: dict[str, list[str]] = {}
@@ -338,6 +340,27 @@ def _rl(name: str, body: str) -> list[Summary]:
             f"authors' run: {anchor}",
             verdict + (f" ({'; '.join(others)})" if others else ""),
         )
+    ]
+
+
+def _compare(name: str, body: str) -> list[Summary]:
+    found = re.findall(
+        r"^- (\S+) \((.+?)\): best after one step: (.+?) (\S+(?: ± \S+)?) \((\d+) seeds?\), "
+        r"(reaches|does not reach) the paper's (\S+); (.+)$",
+        body,
+        re.M,
+    )
+    if not found:
+        return [Summary("", "no algorithm has kept seeds yet", "", "no verdict")]
+    return [
+        Summary(
+            family,
+            f"best return after 1 step: {best} {figure} ({sampler}; "
+            + (f"mean ± sd of {seeds} seeds)" if seeds != "1" else "one seed)"),
+            f"MAML paper {paper}",
+            f"{reached} the paper's figure; {time}",
+        )
+        for family, sampler, best, figure, seeds, reached, paper, time in found
     ]
 
 
@@ -541,6 +564,7 @@ SUMMARIES: dict[str, Callable[[str, str], list[Summary]]] = {
     "quality_sinusoid": _sinusoid,
     "quality_omniglot": _omniglot,
     "quality_rl": _rl,
+    "compare_rl": _compare,
     "speed_sinusoid": _peers,
     "speed_omniglot": _peers,
     "speed_omniglot kernels": _kernels,

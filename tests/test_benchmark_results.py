@@ -120,7 +120,9 @@ def test_every_committed_section_is_read_into_the_table(tmp_path):
     text = copy.read_text()
     assert {s.name: s.body for s in parse(text)}.keys() == before.keys()
     rows = summary_rows(text)
-    assert len(rows) >= len(before)
+    # Another algorithm's quality_rl section is summarised by compare_rl's rows.
+    variants = [n for n in before if n.startswith("quality_rl (") and ", " in n]
+    assert len(rows) >= len(before) - len(variants)
     assert not [row for row in rows if "not recognised" in row[4]]
     rebuild(copy)
     assert copy.read_text() == text
