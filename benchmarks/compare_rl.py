@@ -108,15 +108,19 @@ def family_rows(family: str, today: dict[str, str]) -> tuple[list[str], str]:
     best = max(one_step, key=lambda n: statistics.fmean(one_step[n]))
     seeds = len(one_step[best])
     reached = "reaches" if statistics.fmean(one_step[best]) >= paper[1] else "does not reach"
-    time = (
-        f"{ratios[best]:.2f}x MAML-TRPO's training time"
-        + (" (within the aim)" if ratios[best] <= TIME_AIM else f" (over the aim of {TIME_AIM}x)")
-        if best in ratios
-        else "training time not comparable with MAML-TRPO's here"
-    )
+    reaching = [n for n in one_step if statistics.fmean(one_step[n]) >= paper[1]]
+    met = [f"{n} ({ratios[n]:.2f}x)" for n in reaching if ratios.get(n, TIME_AIM + 1) <= TIME_AIM]
+    if met:
+        aim = f"aim met by {', '.join(met)} (x: of MAML-TRPO's training time)"
+    elif not reaching:
+        aim = "aim not met"
+    elif any(n in ratios for n in reaching):
+        aim = f"aim not met: reached only in over {TIME_AIM}x MAML-TRPO's training time"
+    else:
+        aim = "aim open: training time not comparable with MAML-TRPO's here"
     line = (
         f"- {family} ({sampler}): best after one step: {best} {cell(one_step[best])} "
-        f"({seeds} seed{'s' if seeds > 1 else ''}), {reached} the paper's {paper[1]:.1f}; {time}"
+        f"({seeds} seed{'s' if seeds > 1 else ''}), {reached} the paper's {paper[1]:.1f}; {aim}"
     )
     return rows, line
 
@@ -142,8 +146,10 @@ def main() -> None:
         "standard deviation over training seeds (quality_rl's sections have each seed and the "
         f"settings). Algorithms, as training flags over the family's preset: {flags}.\n\n"
         + "\n".join(table)
-        + "\n\nAims (the issue's): the best algorithm after one step at or above the MAML "
-        f"paper's figure, in at most {TIME_AIM}x MAML-TRPO's training time.\n\n" + "\n".join(aims)
+        + "\n\nAim (the issue's): an algorithm at or above the MAML paper's figure after one "
+        f"step, in at most {TIME_AIM}x MAML-TRPO's training time. Times from different sessions "
+        "come from different hosts of one description, which have differed by up to a third in "
+        "speed.\n\n" + "\n".join(aims)
     )
     print(body)
     if args.write:
