@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import torch
 
-from maml.run.provenance import source_commit
+from maml.run.provenance import RESULT_FILES, source_commit
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADER = (
@@ -86,8 +86,8 @@ def machine() -> str:
 
 def commit() -> str:
     """The commit the code was run at, and whether tracked files differed from it."""
-    # RESULTS.md itself is what the benchmarks write: not code.
-    head, dirty = source_commit(exclude=("benchmarks/RESULTS.md",))
+    # RESULTS.md and the seed records are what the benchmarks write: not code.
+    head, dirty = source_commit(exclude=RESULT_FILES)
     if head is None:
         return "unknown commit"
     return f"commit {head[:7]}" + (" with uncommitted changes" if dirty else "")
