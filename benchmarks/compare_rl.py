@@ -13,7 +13,7 @@ between seeds trained on the same machine description and code. A cell with no k
 
 (FLAGS: the algorithm's below), then run
 
-    python -m benchmarks.compare_rl [--write]
+    python -m benchmarks.compare_rl [--write] [--plot compare_rl.png]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from pathlib import Path
 from typing import Any
 
 from benchmarks.quality_rl import PAPER, benchmark_name
@@ -58,8 +59,11 @@ def cell(values: list[float]) -> str:
     return f"{statistics.fmean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
-def family_rows(family: str, today: dict[str, str]) -> tuple[list[str], str]:
-    """The family's table rows and its line on the aims."""
+Curves = dict[str, list[list[float]]]  # algorithm -> per step, each seed's average return
+
+
+def family_rows(family: str, today: dict[str, str]) -> tuple[list[str], str, Curves]:
+    """The family's table rows, its line on the aims and each algorithm's returns by step."""
     found = {name: kept_seeds(family, flags) for name, flags in ALGORITHMS.items()}
     kept = [r for records in found.values() for r in records]
     sampler = RLLAB if kept and all(RLLAB in r["samplers"] for r in kept) else "episodes"
@@ -70,14 +74,15 @@ def family_rows(family: str, today: dict[str, str]) -> tuple[list[str], str]:
         + " | | | |"
     ]
     reference = found["MAML-TRPO"]
-    one_step: dict[str, list[float]] = {}
+    curves: Curves = {}
     ratios: dict[str, float] = {}
     for name, records in found.items():
         if not records:
             rows.append(f"| | {name} | 0 | no kept seed | | | | | | |")
             continue
         per_seed = [seed_means(r, sampler) for r in records]
-        by_step = list(zip(*per_seed, strict=True))
+        by_step = [list(step) for step in zip(*per_seed, strict=True)]
+        curves[name] = by_step
         minutes = [r["minutes"] for r in records]
         machines = {r["machine"] for r in records}
         codes = {json.dumps(r["code"], sort_keys=True) for r in records}
@@ -96,15 +101,15 @@ def family_rows(family: str, today: dict[str, str]) -> tuple[list[str], str]:
                 r["minutes"] for r in reference
             )
             ratio = f"{ratios[name]:.2f}x"
-        one_step[name] = list(by_step[1])
         hosts = " / ".join(sorted({m.split(";")[0] for m in machines}))
         duration = f"{statistics.fmean(minutes):.{1 if max(minutes) < 10 else 0}f}"
-        steps = " | ".join(cell(list(step)) for step in by_step)
+        steps = " | ".join(cell(step) for step in by_step)
         rows.append(
             f"| | {name} | {len(records)} | {steps} | {duration} | {ratio} | {trained}; {hosts} |"
         )
-    if not one_step:
-        return rows, f"- {family}: no algorithm run yet"
+    if not curves:
+        return rows, f"- {family}: no algorithm run yet", curves
+    one_step = {name: by_step[1] for name, by_step in curves.items()}
     best = max(one_step, key=lambda n: statistics.fmean(one_step[n]))
     seeds = len(one_step[best])
     reached = "reaches" if statistics.fmean(one_step[best]) >= paper[1] else "does not reach"
@@ -122,12 +127,46 @@ def family_rows(family: str, today: dict[str, str]) -> tuple[list[str], str]:
         f"- {family} ({sampler}): best after one step: {best} {cell(one_step[best])} "
         f"({seeds} seed{'s' if seeds > 1 else ''}), {reached} the paper's {paper[1]:.1f}; {aim}"
     )
-    return rows, line
+    return rows, line, curves
+
+
+def plot(families: dict[str, Curves], path: Path) -> None:
+    """One panel per family with kept seeds: each algorithm's mean return after each step (bars:
+    standard deviation over seeds) and the paper's (bars: its 95% interval)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = {family: curves for family, curves in families.items() if curves}
+    figure, axes = plt.subplots(
+        1, len(shown), figsize=(4 * len(shown) + 1.5, 3.4), squeeze=False, layout="constrained"
+    )
+    for axis, (family, curves) in zip(axes[0], shown.items(), strict=True):
+        paper, interval = PAPER[family]
+        steps = range(len(paper))
+        axis.errorbar(
+            steps, paper, yerr=interval, color="black", ls="--", marker="s", label="MAML paper"
+        )
+        for name, by_step in curves.items():
+            means = [statistics.fmean(step) for step in by_step]
+            spread = [statistics.stdev(step) if len(step) > 1 else 0.0 for step in by_step]
+            color = f"C{list(ALGORITHMS).index(name)}"  # one colour per algorithm in every panel
+            axis.errorbar(steps, means, yerr=spread, marker="o", capsize=2, color=color, label=name)
+        axis.set(title=family, xlabel="inner steps", xticks=list(steps))
+    axes[0][0].set_ylabel("average return on the test tasks")
+    labels = {}
+    for axis in axes[0]:
+        labels.update(zip(*reversed(axis.get_legend_handles_labels()), strict=True))
+    figure.legend(labels.values(), labels.keys(), loc="outside right center", fontsize="small")
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    parser.add_argument("--plot", type=Path, help="also draw the table's curves to this PNG file")
     args = parser.parse_args()
     today = code_trees()
     table = [
@@ -135,9 +174,9 @@ def main() -> None:
         "| time / MAML-TRPO's | trained on |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    aims = []
+    aims, families = [], {}
     for family in PAPER:
-        rows, line = family_rows(family, today)
+        rows, line, families[family] = family_rows(family, today)
         table += rows
         aims.append(line)
     flags = "; ".join(f"{n} `{' '.join(f) or '(the preset)'}`" for n, f in ALGORITHMS.items())
@@ -152,6 +191,8 @@ def main() -> None:
         "speed.\n\n" + "\n".join(aims)
     )
     print(body)
+    if args.plot:
+        plot(families, args.plot)
     if args.write:
         write_section("compare_rl", body, __spec__.name)
 

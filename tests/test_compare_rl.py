@@ -54,7 +54,7 @@ def test_cells_are_mean_and_sd_over_seeds_of_the_task_means_with_the_time_ratio(
         keep(seeds, family, [], seed, returns, minutes=10.0 + seed)
     for seed, returns in enumerate(promp):
         keep(seeds, family, ["--config", "promp"], seed, returns, minutes=15.0 + seed)
-    rows, aims = compare_rl.family_rows(family, CODE)
+    rows, aims, _ = compare_rl.family_rows(family, CODE)
     cells = {c[1]: c for c in map(cells_of, rows)}
     one_step = [statistics.fmean(seed[1]) for seed in promp]  # 305, 290
     assert cells["ProMP"][2] == "2"
@@ -79,7 +79,7 @@ def test_times_on_other_machines_or_code_are_not_compared(seeds):
     better = [[-40.0], [-9.0], [-4.0], [-4.0]]
     keep(seeds, family, ["--config", "maml-ppo"], 0, better, minutes=1.5)
     keep(seeds, family, ["--inner-estimator", "dice"], 0, returns, 2.0, code={**CODE, "maml": "z"})
-    rows, aims = compare_rl.family_rows(family, CODE)
+    rows, aims, _ = compare_rl.family_rows(family, CODE)
     cells = {c[1]: c for c in map(cells_of, rows)}
     assert cells["MAML-PPO"][8] == "n/a (other machine or code)"
     assert cells["DiCE-TRPO"][9].startswith("older code (abc1234)")
@@ -95,10 +95,12 @@ def test_the_summary_table_has_one_row_per_family_for_the_best_algorithm(
     monkeypatch.setattr(results, "RESULTS", tmp_path / "RESULTS.md")
     monkeypatch.setattr(results, "commit", lambda: "commit abc1234")
     monkeypatch.setattr(results, "machine", lambda: "a test machine")
-    monkeypatch.setattr(sys, "argv", ["compare_rl", "--write"])
+    figure = tmp_path / "compare.png"
+    monkeypatch.setattr(sys, "argv", ["compare_rl", "--write", "--plot", str(figure)])
     keep(seeds, "navigation-2d", ["--config", "promp"], 0, [[-40.0], [-10.0], [-4.0], [-4.0]], 2.0)
     keep(seeds, "navigation-2d", ["--config", "promp"], 1, [[-41.0], [-11.0], [-5.0], [-5.0]], 2.0)
     compare_rl.main()
+    assert figure.read_bytes().startswith(b"\x89PNG")
     text = results.RESULTS.read_text()
     rows = [
         r
