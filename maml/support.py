@@ -52,9 +52,8 @@ def task_count(*batches: Any) -> int:
     return leaves[0].shape[0]
 
 
-def task_slice(batch: Any, which: int | slice) -> Any:
-    """Task ``which`` (kept as a batch of one) or the tasks ``which`` of a batch (or ``None``)."""
-    which = slice(which, which + 1) if isinstance(which, int) else which
+def task_slice(batch: Any, which: slice) -> Any:
+    """The tasks ``which`` of a batch (or ``None``)."""
     return None if batch is None else tree_map(lambda x: x[which], batch)
 
 

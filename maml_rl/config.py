@@ -9,6 +9,7 @@ from envs import family_class
 from envs.mujoco_task import MujocoTaskEnv
 from maml.run.devices import DEVICES
 from maml.run.threads import follow_load_field, threads_field
+from maml_rl.losses import INNER_LOSSES
 
 ENV_NAMES = ("navigation-2d", "halfcheetah-vel", "halfcheetah-dir", "ant-vel", "ant-dir")
 # What a sampling gathers per task: whole episodes, or a step budget as rllab's sampler did.
@@ -18,10 +19,11 @@ SAMPLINGS = ("episodes", "steps")
 # sandbox/rocky/tf/policies/maml_minimal_gauss_mlp_policy.py, create_MLP: Xavier-uniform weights
 # and zero biases for the hidden and output layers).
 INITS = ("torch", "xavier")
-# The inner loss's estimator: REINFORCE (the MAML paper's), DiCE (Loaded DiCE, Farquhar et al.
-# 2019: unbiased higher derivatives) or LVC (ProMP's low-variance curvature, Rothfuss et al.
-# 2019); all three take the same inner step and differ in the meta-gradient through it.
-ESTIMATORS = ("reinforce", "dice", "lvc")
+# The inner loss's estimator (maml_rl.losses): REINFORCE (the MAML paper's), DiCE (Loaded DiCE,
+# Farquhar et al. 2019: unbiased higher derivatives) or LVC (ProMP's low-variance curvature,
+# Rothfuss et al. 2019); all three take the same inner step and differ in the meta-gradient
+# through it.
+ESTIMATORS = tuple(INNER_LOSSES)
 OUTERS = ("trpo", "ppo")  # the meta-update
 TRPO_SETTINGS = frozenset(
     {"max_kl", "cg_iterations", "cg_damping", "line_search_steps", "line_search_ratio"}

@@ -22,12 +22,13 @@ from maml.learner import MAML
 from maml.run.devices import DEVICES, resolve_device
 from maml.run.errors import UsageError, run_cli, show_messages
 from maml.run.stats import mean_and_ci95
+from maml_rl.adapt import adapt_sampled
 from maml_rl.build import make_sampler
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import Episodes
 from maml_rl.plots import plot_returns
 from maml_rl.sampler import Sampler
-from maml_rl.trained import Trained, inner_step, load_run
+from maml_rl.trained import Trained, load_run
 from maml_rl.video import INSTALL, check_video, record_adaptation
 
 TEST_SEED_OFFSET = 7_919  # test tasks come from a generator of their own
@@ -162,7 +163,7 @@ def _adapt_and_sample(
         if step == steps:
             break
         size = step_sizes[min(step, len(step_sizes) - 1)]
-        params = inner_step(learner, config, episodes, params, size)
+        params = adapt_sampled(learner, config, episodes, params, size)
     return torch.stack(returns), torch.stack(lengths)
 
 

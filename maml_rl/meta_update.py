@@ -11,9 +11,10 @@ from torch.nn.utils import vector_to_parameters
 from maml import MAML, PerStep
 from maml.inner_step import Params
 from maml.run.distributed import ONE_PROCESS, Ranks
+from maml_rl.adapt import adapted_params
 from maml_rl.episodes import Episodes
 from maml_rl.fisher import gauss_newton_fvp
-from maml_rl.losses import inner_rows, surrogate_and_kl
+from maml_rl.losses import surrogate_and_kl
 from maml_rl.trpo import conjugate_gradient, flat, line_search
 
 
@@ -25,23 +26,6 @@ class TRPOSettings:
     line_search_steps: int = 15
     line_search_ratio: float = 0.8
     fisher_fraction: float = 0.2
-
-
-def adapt_step(learner: MAML, episodes: Episodes, params: Params | None = None) -> Params:
-    """Every task's parameters after one inner step on its ``episodes``, from ``params`` (each
-    task's) or the meta-parameters: values only (first order computes the same values, cheaper).
-    The step size is the learner's fixed one (the Fisher refuses learned ones)."""
-    with torch.no_grad():
-        return learner.adapt(inner_rows(episodes, learner.task_loss), 1, params=params)
-
-
-def adapted_params(learner: MAML, train: list[Episodes]) -> list[Params]:
-    """Every task's parameters after each inner step k on ``train[k]``: (tasks, ...) each."""
-    params, adapted = None, []
-    for episodes in train:
-        params = adapt_step(learner, episodes, params)
-        adapted.append(params)
-    return adapted
 
 
 def trpo_step(

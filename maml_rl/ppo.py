@@ -64,21 +64,18 @@ def ppo_objective(
     k's episodes, from the policy that sampled them to the re-adapted one before step k.
     """
     policy = type(learner.model)
-    params: Params | None = None
+    tasks = valid.mask.shape[0]
+    meta = {n: p.expand(tasks, *p.shape) for n, p in learner.meta_params().items()}
+    params: Params | None = None  # each task's after the steps so far; None: the meta-parameters
     penalty = torch.zeros(())
     for episodes in train:
         if settings.inner_kl_penalty:
-            start = params
-            if start is None:
-                tasks = valid.mask.shape[0]
-                start = {n: p.expand(tasks, *p.shape) for n, p in learner.meta_params().items()}
+            start = meta if params is None else params
             kl = learner.task_losses(start, episodes, inner_kl(policy)).mean()
             penalty = penalty + kl / len(train)
         params = learner.adapt(episodes, 1, params=params)
-    if params is None:
-        tasks = valid.mask.shape[0]
-        params = {n: p.expand(tasks, *p.shape) for n, p in learner.meta_params().items()}
-    values = learner.task_losses(params, valid, clipped_objective(policy, settings.clip))
+    final = meta if params is None else params
+    values = learner.task_losses(final, valid, clipped_objective(policy, settings.clip))
     loss, kl = values.mean(dim=0)
     return loss + settings.inner_kl_penalty * penalty.to(loss), kl
 

@@ -17,10 +17,9 @@ from maml.inner_step import Params
 from maml.learner import MAML
 from maml.run.devices import resolve_device
 from maml.run.saved import load_learner_state, read_run
+from maml_rl.adapt import adapt_sampled
 from maml_rl.build import build_learner, make_sampler
 from maml_rl.config import TrainConfig
-from maml_rl.episodes import Episodes, with_advantages
-from maml_rl.losses import inner_rows
 from maml_rl.policies import CategoricalPolicy, GaussianPolicy
 from maml_rl.sampler import box_rescaling
 
@@ -63,23 +62,6 @@ def load(run: str | Path, device: str | torch.device = "auto") -> Trained:
     return Trained(learner, learner.model, config)
 
 
-def inner_step(
-    learner: MAML,
-    config: TrainConfig,
-    episodes: Episodes,
-    params: Params | None,
-    step_size: float,
-) -> Params:
-    """One inner policy-gradient step of every task on its ``episodes`` (tasks first), from
-    ``params`` (each task's, a leading task axis) or the meta-parameters (``None``): the inner
-    loss of training (REINFORCE with the linear baseline and GAE), values only."""
-    device = next(learner.model.parameters()).device
-    episodes = with_advantages(episodes.to(device), config.gamma, config.gae_lambda)
-    rows = inner_rows(episodes, learner.task_loss)
-    with torch.no_grad():
-        return learner.adapt(rows, 1, params=params, step_sizes=[step_size])
-
-
 def adaptation(
     trained: Trained,
     task: Sequence[float] | np.ndarray,
@@ -115,7 +97,7 @@ def adaptation(
             acting = learner.meta_params() if params is None else params
             episodes = sampler.sample(learner.model, acting, params is not None, int(seeds[step]))
             size = step_sizes[min(step, len(step_sizes) - 1)]
-            params = inner_step(learner, config, episodes, params, size)
+            params = adapt_sampled(learner, config, episodes, params, size)
             yield {n: p[0] for n, p in params.items()}
     finally:
         sampler.close()

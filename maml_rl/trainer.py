@@ -15,12 +15,13 @@ from maml.learner import MAML
 from maml.run import loop
 from maml.run.distributed import ONE_PROCESS, Ranks
 from maml.run.loop import Clock, NonFinite
+from maml_rl.adapt import adapt_step
 from maml_rl.build import build, mujoco_threads, resolved
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import Episodes, with_advantages
 from maml_rl.evaluate import default_step_sizes, returns_after_steps
 from maml_rl.losses import inner_rows
-from maml_rl.meta_update import TRPOSettings, adapt_step, trpo_step
+from maml_rl.meta_update import TRPOSettings, trpo_step
 from maml_rl.plots import returns_figure
 from maml_rl.ppo import PPOSettings, ppo_step
 from maml_rl.sampler import Sampler
@@ -141,13 +142,13 @@ class RLTrainer:
             learner, sampler, config, iteration, self.device, self.ranks
         )
         returns, lengths, stds = self._task_means([*train_episodes, valid], adapted)
-        seeds = iteration_seeds(config.seed, iteration).generate_state(config.inner_steps + 3)
-        generator = torch.Generator().manual_seed(int(seeds[-1]))  # Fisher subsets
         good = {k: v.clone() for k, v in learner.state_dict().items()}
         update_started = time.perf_counter()
         train_rows = [self._rows(inner_rows(e, learner.task_loss)) for e in train_episodes]
         valid_rows = self._rows(valid.packed())
         if self.optimizer is None:
+            seeds = iteration_seeds(config.seed, iteration).generate_state(config.inner_steps + 3)
+            generator = torch.Generator().manual_seed(int(seeds[-1]))  # Fisher subsets
             stats = trpo_step(
                 learner,
                 train_rows,

@@ -156,10 +156,10 @@ def budget_batch():
     """Ant episodes sampled by step budget: an untrained policy's Ants jump out of the healthy
     range at many different steps, so episodes of many lengths, tasks with different numbers
     of them (one inner step: train, then valid)."""
+    from maml_rl.adapt import adapted_params
     from maml_rl.build import build_learner
     from maml_rl.config import TrainConfig
     from maml_rl.episodes import with_advantages
-    from maml_rl.meta_update import adapted_params
 
     config = TrainConfig(env="ant-vel", hidden=16, init="xavier")
     torch.manual_seed(0)

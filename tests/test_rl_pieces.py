@@ -7,11 +7,11 @@ from torch.distributions import Categorical, Normal, kl_divergence
 from torch.utils._pytree import tree_map
 
 from maml import MAML
+from maml_rl.adapt import adapted_params
 from maml_rl.baseline import baseline_values, features, fit_linear_baseline, fitted_baseline
 from maml_rl.episodes import Episodes
 from maml_rl.fisher import gauss_newton_fvp, subset
 from maml_rl.losses import reinforce_loss, surrogate_and_kl
-from maml_rl.meta_update import adapted_params
 from maml_rl.policies import CategoricalPolicy, GaussianPolicy
 from maml_rl.returns import discounted_returns, gae
 from maml_rl.trpo import conjugate_gradient, flat, line_search, unflat

@@ -7,9 +7,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from maml.run.checkpoint import load_checkpoint
 from maml_rl import train as train_cli
+from maml_rl.adapt import adapted_params
 from maml_rl.build import build
 from maml_rl.config import TrainConfig
-from maml_rl.meta_update import TRPOSettings, adapted_params, trpo_step
+from maml_rl.meta_update import TRPOSettings, trpo_step
 from maml_rl.trainer import sample_iteration
 from tests.conftest import cli
 
