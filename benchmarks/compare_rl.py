@@ -24,6 +24,12 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
 from benchmarks.quality_rl import PAPER, benchmark_name
 from benchmarks.results import write_section
 from benchmarks.seed_records import SEEDS, code_trees
@@ -133,11 +139,6 @@ def family_rows(family: str, today: dict[str, str]) -> tuple[list[str], str, Cur
 def plot(families: dict[str, Curves], path: Path) -> None:
     """One panel per family with kept seeds: each algorithm's mean return after each step (bars:
     standard deviation over seeds) and the paper's (bars: its 95% interval)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     shown = {family: curves for family, curves in families.items() if curves}
     figure, axes = plt.subplots(
         1, len(shown), figsize=(4 * len(shown) + 1.5, 3.4), squeeze=False, layout="constrained"
