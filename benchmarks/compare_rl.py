@@ -65,6 +65,11 @@ def cell(values: list[float]) -> str:
     return f"{statistics.fmean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
+def provenance(records: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
+    """The machines and the code (as JSON) the records' seeds trained on."""
+    return {r["machine"] for r in records}, {json.dumps(r["code"], sort_keys=True) for r in records}
+
+
 Curves = dict[str, list[list[float]]]  # algorithm -> per step, each seed's average return
 
 
@@ -80,6 +85,7 @@ def family_rows(family: str, today: dict[str, str]) -> tuple[list[str], str, Cur
         + " | | | |"
     ]
     reference = found["MAML-TRPO"]
+    reference_provenance = provenance(reference)
     curves: Curves = {}
     ratios: dict[str, float] = {}
     for name, records in found.items():
@@ -90,8 +96,7 @@ def family_rows(family: str, today: dict[str, str]) -> tuple[list[str], str, Cur
         by_step = [list(step) for step in zip(*per_seed, strict=True)]
         curves[name] = by_step
         minutes = [r["minutes"] for r in records]
-        machines = {r["machine"] for r in records}
-        codes = {json.dumps(r["code"], sort_keys=True) for r in records}
+        machines, codes = provenance(records)
         if len(codes) == 1 and json.loads(next(iter(codes))) == today:
             trained = "today's code"
         else:
@@ -99,10 +104,7 @@ def family_rows(family: str, today: dict[str, str]) -> tuple[list[str], str, Cur
                 "older code (" + ", ".join(sorted({r["evaluated_at"][:7] for r in records})) + ")"
             )
         ratio = "n/a (other machine or code)"
-        same = {r["machine"] for r in reference} == machines and {
-            json.dumps(r["code"], sort_keys=True) for r in reference
-        } == codes
-        if reference and same:
+        if reference and reference_provenance == (machines, codes):
             ratios[name] = statistics.fmean(minutes) / statistics.fmean(
                 r["minutes"] for r in reference
             )
@@ -118,8 +120,8 @@ def family_rows(family: str, today: dict[str, str]) -> tuple[list[str], str, Cur
     one_step = {name: by_step[1] for name, by_step in curves.items()}
     best = max(one_step, key=lambda n: statistics.fmean(one_step[n]))
     seeds = len(one_step[best])
-    reached = "reaches" if statistics.fmean(one_step[best]) >= paper[1] else "does not reach"
     reaching = [n for n in one_step if statistics.fmean(one_step[n]) >= paper[1]]
+    reached = "reaches" if best in reaching else "does not reach"
     met = [f"{n} ({ratios[n]:.2f}x)" for n in reaching if ratios.get(n, TIME_AIM + 1) <= TIME_AIM]
     if met:
         aim = f"aim met by {', '.join(met)} (x: of MAML-TRPO's training time)"
