@@ -91,10 +91,10 @@ def evaluate(
     a ``budget``."""
     whole = dataclasses.replace(config, sampling="episodes")
     sample = None if budget is None else partial(sample_lockstep, budget=budget)
-    returns, lengths = outcomes_after_steps(
+    outcomes = outcomes_after_steps(
         learner, whole, tasks, STEPS, step_sizes, TEST_SEED, rollouts, sample=sample
     )
-    return {"returns": returns, "lengths": lengths}
+    return {"returns": outcomes.returns, "lengths": outcomes.lengths}
 
 
 def cells(values: list[float], digits: int = 1) -> str:

@@ -15,9 +15,11 @@ import warnings
 import gymnasium
 
 from envs.ant import AntDir, AntVel
-from envs.families import FAMILIES, family_class
+from envs.families import FAMILIES, family_class, is_mujoco
 from envs.half_cheetah import HalfCheetahDir, HalfCheetahVel
 from envs.navigation import Navigation2D
+from envs.python_family import PythonFamily
+from envs.python_vector import PythonTaskEnv
 from envs.vector import BatchedTaskEnv
 
 __all__ = [
@@ -28,14 +30,33 @@ __all__ = [
     "HalfCheetahDir",
     "HalfCheetahVel",
     "Navigation2D",
+    "PythonFamily",
+    "PythonTaskEnv",
     "family_class",
+    "is_mujoco",
     "make_batched",
 ]
 
 
-def make_batched(family: str | type, num_envs: int, **kwargs) -> BatchedTaskEnv:
-    """A :class:`BatchedTaskEnv` of ``num_envs`` copies (also ``gymnasium.make_vec``'s entry)."""
-    return BatchedTaskEnv(family, num_envs, **kwargs)
+def make_batched(
+    family: str | type | PythonFamily,
+    num_envs: int,
+    *,
+    max_episode_steps: int | None = None,
+    nthread: int | None = None,
+    **env_kwargs,
+) -> BatchedTaskEnv | PythonTaskEnv:
+    """``num_envs`` copies of a family with a task each: our families' :class:`BatchedTaskEnv`
+    (``nthread`` MuJoCo threads), a user's or Meta-World's :class:`PythonTaskEnv` (``nthread``
+    worker processes; 1: in this process)."""
+    found = family_class(family)
+    if isinstance(found, PythonFamily):
+        if env_kwargs:
+            raise ValueError(f"{found.name} takes no env arguments; got {sorted(env_kwargs)}")
+        return PythonTaskEnv(found, num_envs, max_episode_steps=max_episode_steps, workers=nthread)
+    return BatchedTaskEnv(
+        found, num_envs, max_episode_steps=max_episode_steps, nthread=nthread, **env_kwargs
+    )
 
 
 def _register() -> None:

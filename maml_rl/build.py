@@ -8,8 +8,7 @@ import inspect
 
 import torch
 
-from envs import family_class
-from envs.mujoco_task import MujocoTaskEnv
+from envs import family_class, is_mujoco
 from maml.learner import MAML
 from maml.run import distributed
 from maml.run.distributed import ONE_PROCESS, Ranks
@@ -22,13 +21,17 @@ from maml_rl.sampler import Sampler
 
 def check_config(config: TrainConfig) -> None:
     """Bounds the dataclass metadata cannot say."""
+    try:
+        family = family_class(config.env)
+    except ValueError as error:
+        raise UsageError(f"--env: {error}") from None
     if not 0 < config.fisher_fraction <= 1:
         raise UsageError(f"--fisher-fraction must be in (0, 1], got {config.fisher_fraction}")
     if not 0 <= config.gae_lambda <= 1:
         raise UsageError(f"--gae-lambda must be in [0, 1], got {config.gae_lambda}")
     if not 0 < config.gamma <= 1:
         raise UsageError(f"--gamma must be in (0, 1], got {config.gamma}")
-    if config.frame_skip is not None and not issubclass(family_class(config.env), MujocoTaskEnv):
+    if config.frame_skip is not None and not is_mujoco(family):
         raise UsageError(
             f"--frame-skip applies to the MuJoCo families only, not {config.env}; got "
             f"{config.frame_skip} (leave it out)"
@@ -42,17 +45,24 @@ def resolved(config: TrainConfig, device: torch.device) -> TrainConfig:
     check_config(config)
     family = family_class(config.env)
     frame_skip = config.frame_skip
-    if issubclass(family, MujocoTaskEnv) and frame_skip is None:
+    if is_mujoco(family) and frame_skip is None:
         frame_skip = inspect.signature(family).parameters["frame_skip"].default
+    horizon = config.horizon or family.horizon
+    if horizon is None:
+        raise UsageError(
+            f"--horizon: task family {config.env} does not say its episode length (a horizon "
+            f"class attribute or the Gymnasium id's max_episode_steps); give --horizon"
+        )
     return dataclasses.replace(
         config,
-        horizon=config.horizon or family.horizon,
+        horizon=horizon,
         frame_skip=frame_skip,
     )
 
 
 def mujoco_threads(config: TrainConfig) -> int:
-    """The MuJoCo rollout threads of a sampler: ``--nthread``, else this rank's cores."""
+    """The MuJoCo rollout threads (or a Python family's worker processes) of a sampler:
+    ``--nthread``, else this rank's cores."""
     return config.nthread or distributed.cores_per_rank()
 
 

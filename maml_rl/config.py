@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from envs import family_class
-from envs.mujoco_task import MujocoTaskEnv
+from envs import PythonFamily, family_class, is_mujoco
 from maml.run.devices import DEVICES
+from maml.run.errors import UsageError
+from maml.run.presets import has_preset
 from maml.run.threads import follow_load_field, threads_field
 from maml_rl.losses import INNER_LOSSES
 
-ENV_NAMES = ("navigation-2d", "halfcheetah-vel", "halfcheetah-dir", "ant-vel", "ant-dir")
 # What a sampling gathers per task: whole episodes, or a step budget as rllab's sampler did.
 SAMPLINGS = ("episodes", "steps")
 # The policy's initialisation. "torch": nn.Linear's own (Kaiming-uniform weights, uniform
@@ -50,7 +50,12 @@ class TrainConfig:
     # Settings a run's config.toml may hold with the one value this version still trains with.
     RETIRED: ClassVar[dict[str, object]] = {"meta_step": "natural", "fisher_subsample": "episodes"}
 
-    env: str = _f("halfcheetah-vel", "task family", choices=ENV_NAMES)
+    env: str = _f(
+        "halfcheetah-vel",
+        "task family: navigation-2d, halfcheetah-vel, halfcheetah-dir, ant-vel, ant-dir, "
+        "metaworld-ml1-<env> (e.g. metaworld-ml1-reach), metaworld-ml10, a registered Gymnasium "
+        "id or module:Class (an env with sample_tasks and set_task: see the README)",
+    )
     iterations: int = _f(500, "meta-iterations (TRPO updates)", positive=True, resumable=True)
     meta_batch: int = _f(40, "tasks per meta-iteration", positive=True)
     rollouts: int = _f(20, "episodes per task per sampling", positive=True)
@@ -132,7 +137,8 @@ class TrainConfig:
     )
     nthread: int | None = _f(
         None,
-        "MuJoCo rollout threads (auto: this rank's cores)",
+        "sampling threads: MuJoCo rollout threads, or the worker processes of a Python family "
+        "(Meta-World, a user's; 1: in the training process) (auto: this rank's cores)",
         positive=True,
         resumable=True,
     )
@@ -148,9 +154,29 @@ class TrainConfig:
     )
     val_tasks: int = _f(20, "held-out tasks of a validation", positive=True, resumable=True)
 
+    @staticmethod
+    def preset_of(env: str) -> str | None:
+        """The preset a family trains with: its own (ours, Meta-World's ML1 envs with one, ML10),
+        ``metaworld-ml1`` for ML1's other envs, none for a family a user brings (the defaults);
+        an unknown family is a usage error naming what is allowed."""
+        try:
+            family = family_class(env)
+        except ValueError as error:
+            raise UsageError(f"--env: {error}") from None
+        if has_preset(env):
+            return env
+        if env.startswith("metaworld-ml1-"):
+            return "metaworld-ml1"
+        if isinstance(family, PythonFamily):
+            return None
+        return env  # ours: a missing preset is an error
+
     def inapplicable(self) -> set[str]:
         """Settings that do not apply to this family (not written to the run's config.toml)."""
         other = set(PPO_SETTINGS if self.outer == "trpo" else TRPO_SETTINGS)
-        if issubclass(family_class(self.env), MujocoTaskEnv):
+        family = family_class(self.env)
+        if is_mujoco(family):
             return other
+        if isinstance(family, PythonFamily):  # nthread: its worker processes
+            return other | {"frame_skip"}
         return other | {"frame_skip", "nthread"}

@@ -20,6 +20,7 @@ class Episodes(NamedTuple):
     mask: Tensor  # (T, R, H)
     outputs: Tensor  # (T, R, H, out): the sampling policy's outputs (the "old" policy)
     advantages: Tensor  # (T, R, H); zeros until with_advantages
+    successes: Tensor  # (T, R, H): 1 where the env's info["success"] was 1 (0 where it has none)
 
     def returns_per_episode(self) -> Tensor:
         """Undiscounted return of each episode: (T, R)."""
@@ -28,6 +29,11 @@ class Episodes(NamedTuple):
     def returns_per_task(self) -> Tensor:
         """Mean undiscounted return over each task's episodes, padding left out: (T,)."""
         return self.returns_per_episode().sum(dim=1) / self._episodes_per_task()
+
+    def success_per_task(self) -> Tensor:
+        """Fraction of each task's episodes that succeeded at any step, padding left out: (T,)."""
+        succeeded = (self.successes * self.mask).amax(dim=-1) > 0
+        return succeeded.sum(dim=1) / self._episodes_per_task()
 
     def lengths_per_task(self) -> Tensor:
         """Mean episode length over each task's episodes, padding left out: (T,)."""

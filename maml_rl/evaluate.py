@@ -11,6 +11,7 @@ import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -70,8 +71,10 @@ TEST_PROTOCOLS = {
 
 def default_step_sizes(config: TrainConfig) -> list[float]:
     """The run's inner lr for the first step, then the fraction of it the family's test script
-    took (the paper's 0.1 then 0.05; 0.1 then 0.001 for ant-dir)."""
-    return [config.inner_lr, config.inner_lr * TEST_PROTOCOLS[config.env].later_step]
+    took (the paper's 0.1 then 0.05; 0.1 then 0.001 for ant-dir); the inner lr for every step
+    of a family without one (Meta-World's, a user's)."""
+    protocol = TEST_PROTOCOLS.get(config.env)
+    return [config.inner_lr, config.inner_lr * (protocol.later_step if protocol else 1.0)]
 
 
 def episode_horizon(config: TrainConfig) -> int:
@@ -80,18 +83,38 @@ def episode_horizon(config: TrainConfig) -> int:
 
 
 def default_rollouts(config: TrainConfig) -> int:
-    """Episodes per task and step that fill the test script's env steps (each episode whole)."""
+    """Episodes per task and step that fill the test script's env steps (each episode whole);
+    the run's own episodes per task for a family without one (Meta-World's protocol adapts on
+    10, its MAML runs' rollouts)."""
+    if config.env not in TEST_PROTOCOLS:
+        return config.rollouts
     return max(1, TEST_PROTOCOLS[config.env].env_steps // episode_horizon(config))
 
 
-def new_tasks(env: str, tasks: int, seed: int) -> np.ndarray:
-    """The new test tasks of ``seed``: (tasks, task_dim), from a generator of their own."""
-    return family_class(env).sample_tasks(tasks, np.random.default_rng(seed + TEST_SEED_OFFSET))
+def new_tasks(env: str, tasks: int, seed: int, split: str = "test") -> np.ndarray:
+    """New tasks of ``seed``: (tasks, task_dim), from a generator of their own; a family's own
+    meta-test tasks where it has them (Meta-World's test set), or with ``split="train"`` its
+    training tasks (validation reads those and leaves the test tasks to the test)."""
+    family = family_class(env)
+    draw = family.sample_tasks
+    if split == "test":
+        draw = getattr(family, "sample_test_tasks", draw)
+    return draw(tasks, np.random.default_rng(seed + TEST_SEED_OFFSET))
+
+
+class Outcomes(NamedTuple):
+    """Per task after 0..steps inner steps, each (steps + 1, tasks): the mean return, the mean
+    episode length and, where the family reports success, the fraction of episodes that
+    succeeded (None otherwise)."""
+
+    returns: Tensor
+    lengths: Tensor
+    successes: Tensor | None
 
 
 def returns_after_steps(*args, **kwargs) -> Tensor:
     """Mean return per task after 0..steps inner steps: ``outcomes_after_steps``'s returns."""
-    return outcomes_after_steps(*args, **kwargs)[0]
+    return outcomes_after_steps(*args, **kwargs).returns
 
 
 def outcomes_after_steps(
@@ -105,9 +128,9 @@ def outcomes_after_steps(
     task_array: np.ndarray | None = None,
     block: int = 40,
     sample: Sample | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Mean return and mean episode length per task after 0..steps inner steps on new tasks: two
-    (steps + 1, tasks) tensors.
+) -> Outcomes:
+    """Mean return, mean episode length and success rate per task after 0..steps inner steps on
+    new tasks.
 
     The tasks are drawn from ``seed``, or are ``task_array`` ((tasks, task_dim)) when given.
     Each step samples by the run's rule (``Sampler.sample``) with ``rollouts`` episodes per task
@@ -137,8 +160,12 @@ def outcomes_after_steps(
             )
         finally:
             sampler.close()
-    returns, lengths = zip(*blocks, strict=True)
-    return torch.cat(returns, dim=1), torch.cat(lengths, dim=1)
+    returns, lengths, successes = zip(*blocks, strict=True)
+    return Outcomes(
+        torch.cat(returns, dim=1),
+        torch.cat(lengths, dim=1),
+        None if successes[0] is None else torch.cat(successes, dim=1),
+    )
 
 
 def _adapt_and_sample(
@@ -149,22 +176,24 @@ def _adapt_and_sample(
     step_sizes: Sequence[float],
     seed: int,
     sample: Sample | None,
-) -> tuple[Tensor, Tensor]:
-    """``outcomes_after_steps`` for the tasks of one sampler: two (steps + 1, its tasks)."""
+) -> Outcomes:
+    """``outcomes_after_steps`` for the tasks of one sampler."""
     sample = sample or Sampler.sample
     params = None  # the meta-parameters, then each task's own
     seeds = np.random.SeedSequence([seed, TEST_SEED_OFFSET]).generate_state(steps + 1)
-    returns, lengths = [], []
+    returns, lengths, successes = [], [], []
     for step in range(steps + 1):
         acting = learner.meta_params() if params is None else params
         episodes = sample(sampler, learner.model, acting, params is not None, int(seeds[step]))
         returns.append(episodes.returns_per_task())
         lengths.append(episodes.lengths_per_task())
+        successes.append(episodes.success_per_task())
         if step == steps:
             break
         size = step_sizes[min(step, len(step_sizes) - 1)]
         params = adapt_sampled(learner, config, episodes, params, size)
-    return torch.stack(returns), torch.stack(lengths)
+    reported = torch.stack(successes) if sampler.reports_success else None
+    return Outcomes(torch.stack(returns), torch.stack(lengths), reported)
 
 
 def format_returns(
@@ -175,6 +204,15 @@ def format_returns(
     for step, values in enumerate(returns):
         mean, ci = mean_and_ci95(values)
         lines.append(f"  after {step} step{'s' if step != 1 else ''}: {mean:9.2f} ± {ci:.2f}")
+    return "\n".join(lines)
+
+
+def format_successes(successes: Tensor) -> str:
+    """The success rate over test tasks after each step, with its 95% interval over tasks."""
+    lines = ["success rate over test tasks (mean ± 95% confidence interval over tasks)"]
+    for step, values in enumerate(successes):
+        mean, ci = mean_and_ci95(100 * values)
+        lines.append(f"  after {step} step{'s' if step != 1 else ''}: {mean:6.1f}% ± {ci:.1f}")
     return "\n".join(lines)
 
 
@@ -234,8 +272,9 @@ def evaluate_on(
     args: argparse.Namespace,
     task_array: np.ndarray,
     sample: Sample | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Returns and episode lengths of ``learner`` on ``task_array`` by the protocol's options."""
+) -> Outcomes:
+    """Returns, episode lengths and successes of ``learner`` on ``task_array`` by the
+    protocol's options."""
     return outcomes_after_steps(
         learner,
         config,
@@ -249,13 +288,15 @@ def evaluate_on(
     )
 
 
-def report(returns: Tensor, lengths: Tensor, config: TrainConfig, which: str, plot: str | None):
-    """Print the returns and lengths after each step; save the plot where asked."""
+def report(outcomes: Outcomes, config: TrainConfig, which: str, plot: str | None) -> None:
+    """Print the returns, successes and lengths after each step; save the plot where asked."""
     print(f"{config.env}: {which} test tasks")
-    print(format_returns(returns))
-    print(format_lengths(lengths))
+    print(format_returns(outcomes.returns))
+    if outcomes.successes is not None:
+        print(format_successes(outcomes.successes))
+    print(format_lengths(outcomes.lengths))
     if plot:
-        plot_returns(returns, Path(plot), f"{config.env}, {which} test tasks")
+        plot_returns(outcomes.returns, Path(plot), f"{config.env}, {which} test tasks")
         print(f"plot: {plot}")
 
 
@@ -284,8 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.video:
         check_video(config.env)
     task_array = new_tasks(config.env, args.tasks, args.seed)
-    returns, lengths = evaluate_on(learner, config, args, task_array)
-    report(returns, lengths, config, f"{args.tasks} new", args.plot)
+    outcomes = evaluate_on(learner, config, args, task_array)
+    report(outcomes, config, f"{args.tasks} new", args.plot)
     if args.video:
         videos = record_adaptation(
             Trained(learner, learner.model, config),

@@ -37,7 +37,7 @@ from maml_rl.evaluate import (
     new_tasks,
     report,
 )
-from maml_rl.sampler import Sampler, masked_episodes
+from maml_rl.sampler import Sampler, masked_episodes, successes_of
 from maml_rl.trained import load_run
 
 
@@ -89,7 +89,7 @@ def sample_lockstep(
     lanes = tasks * rollouts
     outputs_of, sample = sampler.acting(policy, params, per_task)
     generator = torch.Generator().manual_seed(seed)
-    columns: dict[str, list[Tensor]] = {k: [] for k in ("obs", "act", "rew", "out")}
+    columns: dict[str, list[Tensor]] = {k: [] for k in ("obs", "act", "rew", "out", "success")}
     task_of = np.arange(lanes) // rollouts
     elapsed = np.zeros(lanes, dtype=np.int64)  # steps into each lane's running episode
     completed = np.zeros(tasks, dtype=np.int64)  # steps of each task's completed episodes
@@ -103,7 +103,8 @@ def sample_lockstep(
             observations = torch.as_tensor(obs, dtype=torch.float32).view(tasks, rollouts, -1)
             outputs = outputs_of(observations)
             actions = sample(outputs, generator)
-            obs, rewards, terminated, _, _ = sampler.env.step(sampler.env_actions(actions))
+            obs, rewards, terminated, _, info = sampler.env.step(sampler.env_actions(actions))
+            columns["success"].append(successes_of(info, np.ones(lanes, dtype=bool)))
             columns["obs"].append(observations.reshape(lanes, -1))
             columns["act"].append(actions.reshape(lanes, -1))
             columns["out"].append(outputs.reshape(lanes, -1))
@@ -223,13 +224,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         task_array = new_tasks(config.env, args.tasks, args.seed)
     sample = None if args.budget is None else partial(sample_lockstep, budget=args.budget)
     which = f"the MAML paper's {PAPER_TASKS}" if args.paper_tasks else f"{args.tasks} new"
-    returns, lengths = evaluate_on(learner, config, args, task_array, sample)
-    report(returns, lengths, config, which, args.plot)
+    outcomes = evaluate_on(learner, config, args, task_array, sample)
+    report(outcomes, config, which, args.plot)
     if other is not None:
-        against, other_lengths = evaluate_on(*other, args, task_array, sample)
-        report(against, other_lengths, other[1], f"{args.against}: {which}", None)
+        against = evaluate_on(*other, args, task_array, sample)
+        report(against, other[1], f"{args.against}: {which}", None)
         paired = f"this policy minus {args.against} (mean ± 95% interval over tasks, paired)"
-        print(format_returns(returns - against, paired))
+        print(format_returns(outcomes.returns - against.returns, paired))
     return 0
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from envs import BatchedTaskEnv
+from envs import make_batched
 from maml.inner_step import Params
 from maml.run.threads import fixed_threads
 from maml_rl.config import SAMPLINGS
@@ -57,7 +57,7 @@ class Sampler:
         self.all_tasks, self.rollouts = meta_batch, rollouts
         self.share = tasks or slice(0, meta_batch)
         self.meta_batch = self.share.stop - self.share.start  # the tasks sampled here
-        self.env = BatchedTaskEnv(
+        self.env = make_batched(
             env,
             self.meta_batch * rollouts,
             max_episode_steps=horizon,
@@ -68,6 +68,11 @@ class Sampler:
         self._action_box = box_rescaling(self.env.single_action_space)
         self.threads = torch_threads_while_sampling
         self.steps_taken = 0
+
+    @property
+    def reports_success(self) -> bool:
+        """Whether the family's episodes say if they succeeded (Meta-World's info["success"])."""
+        return getattr(self.env, "reports_success", False)
 
     def sample_tasks(self, rng: np.random.Generator) -> np.ndarray:
         """This sampler's block of ``meta_batch`` tasks drawn from ``rng``."""
@@ -99,7 +104,8 @@ class Sampler:
 
     def env_actions(self, actions: Tensor) -> np.ndarray:
         """The policy's actions in [-1, 1] rescaled to the env's box and clipped to it."""
-        env_actions = actions.reshape(self.meta_batch * self.rollouts, -1).double().numpy()
+        shape = self.env.single_action_space.shape  # () for a discrete action
+        env_actions = actions.reshape(self.meta_batch * self.rollouts, *shape).double().numpy()
         if self._action_box is not None:
             center, half, low, high = self._action_box
             env_actions = np.clip(center + half * env_actions, low, high)
@@ -118,7 +124,9 @@ class Sampler:
         tasks, rollouts, horizon = self.meta_batch, self.rollouts, self.horizon
         outputs_of, sample = self.acting(policy, params, per_task)
         generator = torch.Generator().manual_seed(seed)
-        columns: dict[str, list[Tensor]] = {k: [] for k in ("obs", "act", "rew", "mask", "out")}
+        columns: dict[str, list[Tensor]] = {
+            k: [] for k in ("obs", "act", "rew", "mask", "out", "success")
+        }
         first = self.share.start * rollouts  # copy i of the whole batch resets from seed + i
         with fixed_threads(self.threads), torch.no_grad():
             obs, _ = self.env.reset(seed=[seed + first + i for i in range(tasks * rollouts)])
@@ -127,7 +135,8 @@ class Sampler:
                 observations = torch.as_tensor(obs, dtype=torch.float32).view(tasks, rollouts, -1)
                 outputs = outputs_of(observations)
                 actions = sample(outputs, generator)
-                obs, rewards, terminated, _, _ = self.env.step(self.env_actions(actions))
+                obs, rewards, terminated, _, info = self.env.step(self.env_actions(actions))
+                columns["success"].append(successes_of(info, alive))
                 columns["obs"].append(observations)
                 columns["act"].append(actions)
                 columns["out"].append(outputs)
@@ -147,6 +156,7 @@ class Sampler:
             mask=stack("mask").view(tasks, rollouts, horizon),
             outputs=stack("out"),
             advantages=torch.zeros_like(rewards),
+            successes=stack("success").view(tasks, rollouts, horizon),
         )
 
     def _budget(
@@ -180,7 +190,7 @@ class Sampler:
         ongoing = np.zeros(tasks, dtype=np.int64)
         completed = np.zeros(tasks, dtype=np.int64)  # steps of each task's completed episodes
         ends: list[tuple[int, int, int, int, int]] = []  # (task, number, lane, last t, length)
-        rows: dict[str, list[Tensor]] = {k: [] for k in ("obs", "act", "rew", "out")}
+        rows: dict[str, list[Tensor]] = {k: [] for k in ("obs", "act", "rew", "out", "success")}
         row_of: list[np.ndarray] = []  # per time step, each lane's row in ``rows`` (-1: idle)
         count = 0
         with fixed_threads(self.threads), torch.no_grad():
@@ -222,9 +232,10 @@ class Sampler:
                 taken = policy.act(outputs, noise[index, elapsed[index]])
                 actions = taken.new_zeros(lanes, *taken.shape[1:])  # idle lanes: not stepped
                 actions[index] = taken
-                obs, rewards, terminated, _, _ = self.env.step(
+                obs, rewards, terminated, _, info = self.env.step(
                     self.env_actions(actions), active=active
                 )
+                rows["success"].append(successes_of(info, active)[index])
                 rows["obs"].append(observations)
                 rows["act"].append(taken)
                 rows["out"].append(outputs)
@@ -295,7 +306,14 @@ def masked_episodes(take: Callable[[str], Tensor], mask: Tensor) -> Episodes:
         mask=mask.float(),
         outputs=cut("out"),
         advantages=torch.zeros_like(rewards),
+        successes=cut("success"),
     )
+
+
+def successes_of(info: dict, stepped: np.ndarray) -> Tensor:
+    """Each copy's info["success"] at a step as 0 or 1 (0 where it has none or did not step)."""
+    success = np.nan_to_num(np.asarray(info.get("success", 0.0), dtype=np.float64))
+    return torch.as_tensor((success * stepped) > 0, dtype=torch.float32)
 
 
 def box_rescaling(space) -> tuple[np.ndarray, ...] | None:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from envs import family_class, is_mujoco
 from maml.inner_step import Params
 from maml.learner import MAML
 from maml.run import loop
@@ -19,7 +20,7 @@ from maml_rl.adapt import adapt_step
 from maml_rl.build import build, mujoco_threads, resolved
 from maml_rl.config import TrainConfig
 from maml_rl.episodes import Episodes, with_advantages
-from maml_rl.evaluate import default_step_sizes, returns_after_steps
+from maml_rl.evaluate import default_step_sizes, new_tasks, outcomes_after_steps
 from maml_rl.losses import inner_rows
 from maml_rl.meta_update import TRPOSettings, trpo_step
 from maml_rl.plots import returns_figure
@@ -110,7 +111,8 @@ class RLTrainer:
     def facts(self) -> dict[str, Any]:
         if "nthread" in self.config.inapplicable():
             return {}
-        return {"mujoco_threads": mujoco_threads(self.config)}
+        key = "mujoco_threads" if is_mujoco(family_class(self.config.env)) else "env_workers"
+        return {key: mujoco_threads(self.config)}
 
     def state_dict(self) -> dict[str, Any]:
         # Everything random derives from (seed, iteration): the learner (and PPO's Adam) is the
@@ -141,7 +143,7 @@ class RLTrainer:
         train_episodes, valid, adapted, times = sample_iteration(
             learner, sampler, config, iteration, self.device, self.ranks
         )
-        returns, lengths, stds = self._task_means([*train_episodes, valid], adapted)
+        returns, lengths, successes, stds = self._task_means([*train_episodes, valid], adapted)
         good = {k: v.clone() for k, v in learner.state_dict().items()}
         update_started = time.perf_counter()
         train_rows = [self._rows(inner_rows(e, learner.task_loss)) for e in train_episodes]
@@ -186,6 +188,10 @@ class RLTrainer:
         for k, std in enumerate(stds):
             suffix = f"after_{k}_steps" if k else "before_adaptation"
             writer.add_scalar(f"policy/std_{suffix}", std, done)
+        if sampler.reports_success:  # Meta-World's metric: episodes that succeeded at any step
+            for k, rate in enumerate(successes):
+                suffix = f"after_{k}_steps" if k else "before_adaptation"
+                writer.add_scalar(f"success/{suffix}", rate, done)
         # The whole iteration, logging included (benchmarks.speed_rl).
         writer.add_scalar("time/iteration_seconds", time.perf_counter() - started, done)
         every = config.val_every
@@ -200,40 +206,49 @@ class RLTrainer:
 
     def _task_means(
         self, batches: list[Episodes], adapted: list[Params]
-    ) -> tuple[list[float], list[float], list[float]]:
-        """Mean return and mean episode length of each batch, over every rank's tasks; and a
-        Gaussian policy's action standard deviation (mean over the action's coordinates) before
-        adaptation and after each inner step (empty for other policies)."""
-        rows = [[e.returns_per_task().mean(), e.lengths_per_task().mean()] for e in batches]
+    ) -> tuple[list[float], list[float], list[float], list[float]]:
+        """Mean return, mean episode length and success rate of each batch, over every rank's
+        tasks; and a Gaussian policy's action standard deviation (mean over the action's
+        coordinates) before adaptation and after each inner step (empty for other policies)."""
+        rows = [
+            [e.returns_per_task().mean(), e.lengths_per_task().mean(), e.success_per_task().mean()]
+            for e in batches
+        ]
         log_std = self.learner.meta_params().get("log_std")
         if log_std is not None:  # after each step, the mean over tasks, in the same all-reduce
-            rows += [[p["log_std"].exp().mean().item(), 0.0] for p in adapted]
+            rows += [[p["log_std"].exp().mean().item(), 0.0, 0.0] for p in adapted]
         means = torch.tensor(rows, dtype=torch.float64)
         if self.ranks.world > 1:
             means *= self.sampler.meta_batch / self.config.meta_batch
             self.ranks.sum([means])
-        returns, lengths = means[: len(batches)].T.tolist()
+        returns, lengths, successes = means[: len(batches)].T.tolist()
         if log_std is None:
-            return returns, lengths, []
+            return returns, lengths, successes, []
         stds = [log_std.detach().exp().mean().item(), *means[len(batches) :, 0].tolist()]
-        return returns, lengths, stds
+        return returns, lengths, successes, stds
 
     def validate(self, writer: SummaryWriter, done: int) -> None:
-        """Returns after 0..VAL_STEPS inner steps on fixed held-out tasks (the test protocol's
-        step sizes, sampled as in training): scalars and a figure."""
+        """Returns (and successes) after 0..VAL_STEPS inner steps on fixed held-out tasks of the
+        training split (the test protocol's step sizes, sampled as in training): scalars and a
+        figure."""
         config = self.config
         started = time.perf_counter()
-        returns = returns_after_steps(
+        seed = config.seed + VAL_SEED_OFFSET
+        outcomes = outcomes_after_steps(
             self.learner,
             config,
             config.val_tasks,
             VAL_STEPS,
             default_step_sizes(config),
-            config.seed + VAL_SEED_OFFSET,
+            seed,
             config.rollouts,
+            new_tasks(config.env, config.val_tasks, seed, split="train"),
         )
+        returns = outcomes.returns
         for k, values in enumerate(returns):
             writer.add_scalar(f"val/return_after_{k}_steps", values.mean().item(), done)
+        for k, values in enumerate(() if outcomes.successes is None else outcomes.successes):
+            writer.add_scalar(f"val/success_after_{k}_steps", values.mean().item(), done)
         title = f"{config.env}, {config.val_tasks} held-out tasks, iteration {done}"
         writer.add_figure("val/returns_per_step", returns_figure(returns, title), done)
         writer.add_scalar("time/validation_seconds", time.perf_counter() - started, done)

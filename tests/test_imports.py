@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("maml", "maml_sl", "maml_rl", "envs")
-OPTIONAL = {"moviepy"}  # maml_rl.video: the [video] extra
+OPTIONAL = {"moviepy", "metaworld"}  # the [video] and [metaworld] extras
 
 
 def modules() -> dict[str, ast.Module]:

@@ -39,6 +39,7 @@ def trajectories() -> tuple[Episodes, torch.Tensor, torch.Tensor]:
         mask=torch.ones(1, 16, 2, dtype=torch.float64),
         outputs=torch.zeros(1, 16, 2, 2, dtype=torch.float64),
         advantages=(to_go - BASELINE[states])[None],
+        successes=torch.zeros(1, 16, 2, dtype=torch.float64),
     )
     return episodes, world, rewards.sum(-1)
 

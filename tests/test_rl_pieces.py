@@ -87,7 +87,9 @@ def test_advantages_are_a_plain_per_episode_computation(gae_lambda):
     rewards, mask = episodes(tasks=3, rollouts=5, horizon=9, seed=4)
     observations = torch.randn(3, 5, 9, 2, dtype=torch.float64) * 4
     assert len(set(mask.sum(-1).flatten().tolist())) > 2  # episodes of several lengths
-    batch = Episodes(observations, observations, rewards, mask, observations, 0 * rewards)
+    batch = Episodes(
+        observations, observations, rewards, mask, observations, 0 * rewards, 0 * rewards
+    )
     got = with_advantages(batch, gamma=0.95, gae_lambda=gae_lambda).advantages
     for t in range(3):
         rows, targets, lengths = [], [], []
@@ -165,7 +167,7 @@ def _fisher_problem(inner_steps, first_order, seed=0):
         act = torch.randn(tasks, rollouts, horizon, 2, generator=g, dtype=torch.float64)
         adv = torch.randn(tasks, rollouts, horizon, generator=g, dtype=torch.float64)
         out = torch.zeros(tasks, rollouts, horizon, 4, dtype=torch.float64)
-        return Episodes(obs, act, torch.zeros_like(adv), mask, out, adv)
+        return Episodes(obs, act, torch.zeros_like(adv), mask, out, adv, torch.zeros_like(adv))
 
     train = [batch() for _ in range(inner_steps)]
     adapted = adapted_params(learner, train)[-1]

@@ -251,7 +251,7 @@ def test_a_run_config_with_retired_settings_reads_only_at_the_value_still_traine
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--env", "cheetah"], "--env 'cheetah' is not allowed"),
+        (["--env", "cheetah"], "--env: unknown task family 'cheetah'; allowed: navigation-2d"),
         (["--meta-batch", "0"], "--meta-batch must be positive"),
         (["--fisher-fraction", "1.5"], "--fisher-fraction must be in"),
         (["--frame-skip", "-1"], "--frame-skip must be positive or auto, got -1"),
@@ -417,7 +417,7 @@ def test_evaluation_in_blocks_of_tasks_draws_what_one_sampler_would():
     steps_config = dataclasses.replace(config, sampling="steps")
     lockstep = partial(sample_lockstep, budget=300)
     for run_config, sample in ((config, None), (steps_config, None), (config, lockstep)):
-        whole, whole_lengths = outcomes_after_steps(
+        whole, whole_lengths, _ = outcomes_after_steps(
             learner, run_config, 5, 2, [0.5], 3, 2, block=5, sample=sample
         )
         blocks = returns_after_steps(learner, run_config, 5, 2, [0.5], 3, 2, block=2, sample=sample)
@@ -434,11 +434,11 @@ def test_evaluation_reports_the_mean_episode_length():
 
     # HalfCheetahs never end early: every episode is the horizon long, before and after steps.
     learner, config = untrained_learner("halfcheetah-vel", None, 0, torch.device("cpu"))
-    _, lengths = outcomes_after_steps(learner, config, 2, 1, [0.1], 0, 2)
+    _, lengths, _ = outcomes_after_steps(learner, config, 2, 1, [0.1], 0, 2)
     assert torch.equal(lengths, torch.full((2, 2), 200.0))
     # An untrained Ant ends about half its episodes early, by its torso rising above 1 m.
     learner, config = untrained_learner("ant-vel", None, 0, torch.device("cpu"))
-    _, lengths = outcomes_after_steps(learner, config, 2, 0, [0.1], 0, 4)
+    _, lengths, _ = outcomes_after_steps(learner, config, 2, 0, [0.1], 0, 4)
     assert lengths.max() <= 200 and lengths.min() < 200
 
 

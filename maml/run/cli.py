@@ -70,9 +70,15 @@ def parse_train_args(
         return _resumed(cls, run_path, {**file_values, **flags}), run_path, True
     name = flags.get(name_field, file_values.get(name_field, getattr(cls, name_field)))
     from_dict(cls, {name_field: name}, "command line")  # an unknown name: the allowed ones
-    # Every task and env has a preset: a missing one is an error, never the bare defaults.
+    # Every task and env of ours has a preset: a missing one is an error, never the bare
+    # defaults; a config class may say another preset or none (a family a user brings).
+    preset = cls.preset_of(name) if hasattr(cls, "preset_of") else name
     config = resolve_config(
-        cls, {**file_values, **flags}, None, read_preset(name), f"preset {name}"
+        cls,
+        {**file_values, **flags},
+        None,
+        read_preset(preset) if preset else {},
+        f"preset {preset}" if preset else "defaults",
     )
     if run_dir is None and world_size() == 1:
         return config, new_run_dir(getattr(config, name_field)), False
