@@ -27,7 +27,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
-from envs._mujoco import ForwardSensors
+from envs._mujoco import FULLPHYSICS, ForwardSensors
 from envs.mujoco_task import (
     MujocoTaskEnv,
     check_env_kwargs,
@@ -52,15 +52,21 @@ INIT_QPOS = (0.0, 0.0, 0.55, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0, -1.0,
 # centre of mass, both in the observation), then the centre of mass's velocity.
 _CONTACT, _POSE, _VELOCITY = slice(None, -15), slice(-15, -3), slice(-3, None)
 _CONTACT_DATA = ("FORCE", "TORQUE", "POS")  # per body, in MuJoCo's order: 9 numbers
+# MuJoCo 4.x has contact sensors; 3.3.0 (which metaworld pins) has not, and computes the same
+# quantities with mj_rnePostConstraint, state by state.
+CONTACT_SENSORS = hasattr(mujoco.mjtSensor, "mjSENS_CONTACT")
 
 
 def _add_sensors(spec: mujoco.MjSpec) -> None:
     """Sensors for the observation and reward: the net contact wrench of every body but the
     world's, the torso's axes (its xmat), and its subtree's centre of mass and velocity (the
     torso's subtree is the whole ant)."""
-    data = sum(1 << getattr(mujoco.mjtConDataField, f"mjCONDATA_{f}").value for f in _CONTACT_DATA)
     for index, body in enumerate(spec.bodies[1:], start=1):
         body.name = body.name or f"body_{index}"  # a sensor names its body; the ankles have none
+        if not CONTACT_SENSORS:
+            continue
+        fields = (getattr(mujoco.mjtConDataField, f"mjCONDATA_{f}") for f in _CONTACT_DATA)
+        data = sum(1 << field.value for field in fields)
         contact = spec.add_sensor(
             type=mujoco.mjtSensor.mjSENS_CONTACT,
             objtype=mujoco.mjtObj.mjOBJ_BODY,
@@ -77,6 +83,8 @@ def _add_sensors(spec: mujoco.MjSpec) -> None:
 def _derived(sensors: ForwardSensors, states: np.ndarray, ctrls: np.ndarray) -> np.ndarray:
     """cfrc_ext of every body (nbody x 6), then the torso's xmat (9), subtree_com (3) and
     subtree_linvel (3), from the sensors of ``_add_sensors``."""
+    if not CONTACT_SENSORS:
+        return _derived_by_forward(sensors, states, ctrls)
     readings = sensors(states, ctrls)
     n = len(readings)
     contact = readings[:, :-15].reshape(n, -1, 9)
@@ -92,6 +100,26 @@ def _derived(sensors: ForwardSensors, states: np.ndarray, ctrls: np.ndarray) -> 
     return np.concatenate(
         [np.zeros((n, 6)), received.reshape(n, -1), xmat.reshape(n, 9), readings[:, -6:]], axis=1
     )
+
+
+def _derived_by_forward(
+    sensors: ForwardSensors, states: np.ndarray, ctrls: np.ndarray
+) -> np.ndarray:
+    """``_derived`` without contact sensors (MuJoCo 3.3.0): MuJoCo's own cfrc_ext
+    (``mj_rnePostConstraint``) and the torso's subtree velocity (``mj_subtreeVel``) after the
+    ``mj_forward`` the sensors would follow, one state after another on one thread."""
+    model, data, rows = sensors.model, sensors.datas[0], []
+    torso = model.body("torso").id
+    for state, ctrl in zip(states, ctrls, strict=True):
+        mujoco.mj_setState(model, data, state, FULLPHYSICS)
+        data.ctrl[:] = ctrl
+        data.qacc_warmstart[:] = 0.0
+        mujoco.mj_forward(model, data)
+        mujoco.mj_rnePostConstraint(model, data)
+        mujoco.mj_subtreeVel(model, data)
+        pose = (data.xmat[torso], data.subtree_com[torso], data.subtree_linvel[torso])
+        rows.append(np.concatenate([data.cfrc_ext.ravel(), *pose]))
+    return np.array(rows)
 
 
 class _AntTask(MujocoTaskEnv, AntEnv):

@@ -1,5 +1,6 @@
 """Training under torchrun: 2 gloo ranks on this machine against one process."""
 
+import importlib.util
 import os
 import signal
 import socket
@@ -13,6 +14,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from maml.run.checkpoint import load_checkpoint
 from tests.conftest import finish, start_process
+
+METAWORLD = importlib.util.find_spec("metaworld") is not None
 
 SINUSOID = ["-m", "maml_sl.train", "--meta-batch", "6", "--val-tasks", "4", "--device", "cpu"]
 SINUSOID += ["--log-every", "1", "--val-every", "3", "--checkpoint-every", "1"]
@@ -87,6 +90,14 @@ def test_two_ranks_train_omniglot_as_one_process(tmp_path):
         ("navigation-2d", "steps", "dice", "trpo"),  # whole episodes of several lengths per rank
         ("navigation-2d", "episodes", "lvc", "ppo"),  # ProMP
         ("navigation-2d", "steps", "reinforce", "ppo"),  # MAML-PPO
+        ("tests.task_families:PendulumMass", "steps", "lvc", "ppo"),  # a user's family
+        pytest.param(
+            "metaworld-ml1-reach",
+            "episodes",
+            "reinforce",
+            "trpo",
+            marks=pytest.mark.skipif(not METAWORLD, reason="needs the [metaworld] extra"),
+        ),
     ],
 )
 def test_two_ranks_train_a_policy_as_one_process(tmp_path, env, sampling, estimator, outer):

@@ -2,6 +2,7 @@
 
 import ast
 import re
+from functools import partial
 from pathlib import Path
 
 import gymnasium as gym
@@ -11,7 +12,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs
-from envs import AntDir, AntVel, BatchedTaskEnv, HalfCheetahDir, HalfCheetahVel, Navigation2D
+from envs import AntDir, AntVel, BatchedTaskEnv, HalfCheetahDir, HalfCheetahVel, Navigation2D, ant
 from envs._mujoco import FULLPHYSICS, asset_path, get_state, load_model
 
 FAMILIES = list(envs.FAMILIES)
@@ -335,17 +336,26 @@ PINNED_EPISODES = {
 }
 
 
+# Pinned under MuJoCo 4.x. MuJoCo 3.3.0 (the [metaworld] extra) compiles the same model and
+# collides the same way, but rounds its arithmetic differently from the first step (1e-16): over
+# 500 physics steps with contacts (frame skip 5) that grows to 1.8e-3 in the observation.
+MUJOCO_3_DRIFT = {(HalfCheetahDir, -1.0, 5): 5e-3}
+
+
 @pytest.mark.parametrize("cls, task, frame_skip", list(PINNED_EPISODES))
 def test_single_halfcheetah_gives_its_pinned_episode_for_a_fixed_seed(cls, task, frame_skip):
     observation, rewards = PINNED_EPISODES[cls, task, frame_skip]
+    atol = 1e-12
+    if int(mujoco.__version__.split(".")[0]) < 4:
+        atol = MUJOCO_3_DRIFT.get((cls, task, frame_skip), atol)
     env = cls(task=[task], frame_skip=frame_skip)
     env.reset(seed=3)
     rng = np.random.default_rng(0)
     got = [env.step(rng.uniform(-1, 1, 6)) for _ in range(100)]
-    np.testing.assert_allclose(got[-1][0], observation, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got[-1][0], observation, rtol=0, atol=atol)
     step_rewards = [step[1] for step in got]
     np.testing.assert_allclose(
-        [step_rewards[0], step_rewards[-1], sum(step_rewards)], rewards, rtol=0, atol=1e-12
+        [step_rewards[0], step_rewards[-1], sum(step_rewards)], rewards, rtol=0, atol=atol
     )
 
 
@@ -482,11 +492,18 @@ def test_ant_is_rllabs_model_observation_and_velocity(cls):
     assert not terminated
 
 
-def test_ant_contact_forces_are_mujocos_cfrc_ext_over_a_stretch_of_steps():
-    """The contact forces from MuJoCo's contact sensors (``envs.ant``) against
-    ``mj_rnePostConstraint``'s, unclipped: at a state where every leg touches the floor at two
-    points (where the sensors' torque term counts), then at every step of random actions."""
+@pytest.mark.parametrize("way", ["sensors", "forward"])
+def test_ant_contact_forces_are_mujocos_cfrc_ext_over_a_stretch_of_steps(way):
+    """The contact forces from MuJoCo's contact sensors (``envs.ant``, MuJoCo 4.x), or from the
+    fallback without them (MuJoCo 3.3.0), against ``mj_rnePostConstraint``'s, unclipped: at a
+    state where every leg touches the floor (at two points in 4.x, where the sensors' torque term
+    counts; 3.3.0 gives a capsule on a plane one contact), then at every step of random actions."""
+    if way == "sensors" and not ant.CONTACT_SENSORS:
+        pytest.skip(f"MuJoCo {mujoco.__version__} has no contact sensors")
     env = AntVel(task=[1.0])
+    derive = (
+        env._derive if way == "sensors" else partial(ant._derived_by_forward, env._derive.args[0])
+    )
     env.reset(seed=3)
     model = env.model
     assert model.opt.disableflags & mujoco.mjtDisableBit.mjDSBL_SENSOR  # physics steps skip them
@@ -499,7 +516,7 @@ def test_ant_contact_forces_are_mujocos_cfrc_ext_over_a_stretch_of_steps():
         if step:
             action = rng.uniform(-1, 1, 8)
             env.step(action)
-        derived = env._derive(get_state(model, env.data)[None], action[None])[0]
+        derived = derive(get_state(model, env.data)[None], action[None])[0]
         *_, data = rllab_centre_of_mass(model, env.data.qpos, env.data.qvel, action)
         mujoco.mj_rnePostConstraint(model, data)
         scale = max(1.0, np.abs(data.cfrc_ext).max())
@@ -507,7 +524,7 @@ def test_ant_contact_forces_are_mujocos_cfrc_ext_over_a_stretch_of_steps():
         np.testing.assert_array_equal(derived[84:93], data.xmat[1])
         if not step:
             bodies = model.geom_bodyid[data.contact.geom[: data.ncon]].max(axis=1)
-            assert np.bincount(bodies).max() == 2
+            assert np.bincount(bodies).max() == (2 if ant.CONTACT_SENSORS else 1)
 
 
 def test_batched_ant_equals_single_ants_through_a_termination_and_restart():

@@ -9,6 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from envs import PythonFamily, PythonTaskEnv, family_class
 from maml.run.checkpoint import load_checkpoint
+from maml.run.folder import folder_name
 from maml.run.saved import read_run_config
 from maml_rl import evaluate as evaluate_cli
 from maml_rl import train as train_cli
@@ -182,3 +183,10 @@ def test_training_logs_success_and_validates_on_training_tasks(tmp_path):
         tasks = new_tasks(config.env, config.val_tasks, config.seed + VAL_SEED_OFFSET, "train")
         assert set(tasks[:, 0]) <= {0.0, 3.0, 7.0}, "validation reads the training tasks"
         assert rate == [pytest.approx(np.mean(tasks[:, 0] == 3.0))], step
+
+
+def test_a_family_name_becomes_one_folder_name():
+    assert folder_name("tests.task_families:Countdown") == "tests.task_families-Countdown"
+    assert folder_name("ns/Env-v0") == "ns-Env-v0" and folder_name("halfcheetah-vel") == (
+        "halfcheetah-vel"
+    )

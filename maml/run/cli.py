@@ -21,7 +21,7 @@ from maml.run.config import (
 )
 from maml.run.distributed import world_size
 from maml.run.errors import UsageError
-from maml.run.folder import new_run_dir, remove_if_unused
+from maml.run.folder import folder_name, new_run_dir, remove_if_unused
 from maml.run.loop import Stopped
 from maml.run.presets import has_preset, preset_names, read_preset
 from maml.run.saved import read_run_config
@@ -113,7 +113,7 @@ def _torchrun_run_dir(name: str) -> Path:
             "under torchrun give --run-dir DIR (the same on every node), or let the rendezvous "
             "id name the run (torchrun --standalone, or --rdzv-id)"
         )
-    return Path("runs") / f"{name}-{run_id}"
+    return Path("runs") / f"{folder_name(name)}-{run_id}"
 
 
 def resumable(cls: type) -> list[str]:

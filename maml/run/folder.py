@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import itertools
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -76,10 +77,16 @@ def _sync_folder(folder: Path) -> None:
         os.close(handle)
 
 
+def folder_name(name: str) -> str:
+    """``name`` (a task, or a family such as ``mytasks:Pendulum`` or ``ns/Env-v0``) as one
+    folder name: characters other than letters, digits, ``.``, ``_`` and ``-`` become ``-``."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", name)
+
+
 def new_run_dir(name: str, root: str | Path = "runs") -> Path:
     """Create ``root/<name>-<timestamp>`` (with a suffix if that exists already)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / f"{name}-{stamp}"
+    base = Path(root) / f"{folder_name(name)}-{stamp}"
     path, n = base, 1
     while path.exists():
         n += 1
