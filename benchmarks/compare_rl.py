@@ -5,9 +5,11 @@ It trains nothing. A cell is the mean ± standard deviation over training seeds 
 return on the family's fixed test tasks after 0, 1, 2 and 3 inner steps, as ``quality_rl``
 evaluated them (each algorithm's section there gives the seeds one by one). A family's rows use
 the authors' test sampler where every row was evaluated with it (``--rllab-sampler``), whole
-episodes otherwise. Training time is minutes per seed; its ratio to MAML-TRPO's is given only
-between seeds trained on the same machine description and code. A cell with no kept seed reads
-"no kept seed"; train it with
+episodes otherwise. Training time is minutes per seed as trained; its ratio to MAML-TRPO's is
+the projected training times ``benchmarks.speed_rl --algorithms`` measured side by side on one
+machine where it has run for the family (seeds trained in turn share the machine with whatever
+else ran), else the seeds' own, between seeds of one machine description and code. A cell with
+no kept seed reads "no kept seed"; train it with
 
     python -m benchmarks.quality_rl --env FAMILY --write [--rllab-sampler] -- FLAGS
 
@@ -43,6 +45,23 @@ ALGORITHMS: dict[str, list[str]] = {
 }
 RLLAB = "rllab's sampler"
 TIME_AIM = 1.5  # the issue's aim: at most this many times MAML-TRPO's training time
+
+
+def speed_record_path(family: str) -> Path:
+    """Where ``speed_rl --algorithms --write`` keeps the family's side-by-side times."""
+    return SEEDS / "speed-rl-algorithms" / f"{family}.json"
+
+
+def side_by_side_ratios(family: str) -> tuple[dict[str, float], str] | None:
+    """Each algorithm's projected training time over MAML-TRPO's, measured side by side by
+    ``speed_rl --algorithms``, and where; None before it ran."""
+    path = speed_record_path(family)
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    times = {name: t["minutes"] for name, t in record["algorithms"].items()}
+    where = f"{record['machine'].split(';')[0]}, {record['date']}"
+    return {name: t / times["MAML-TRPO"] for name, t in times.items()}, where
 
 
 def kept_seeds(family: str, flags: list[str]) -> list[dict[str, Any]]:
@@ -86,6 +105,7 @@ def family_rows(family: str, today: dict[str, str]) -> tuple[list[str], str, Cur
     ]
     reference = found["MAML-TRPO"]
     reference_provenance = provenance(reference)
+    side_by_side = side_by_side_ratios(family)
     curves: Curves = {}
     ratios: dict[str, float] = {}
     for name, records in found.items():
@@ -104,7 +124,10 @@ def family_rows(family: str, today: dict[str, str]) -> tuple[list[str], str, Cur
                 "older code (" + ", ".join(sorted({r["evaluated_at"][:7] for r in records})) + ")"
             )
         ratio = "n/a (other machine or code)"
-        if reference and reference_provenance == (machines, codes):
+        if side_by_side is not None:
+            ratios[name] = side_by_side[0][name]
+            ratio = f"{ratios[name]:.2f}x (side by side)"
+        elif reference and reference_provenance == (machines, codes):
             ratios[name] = statistics.fmean(minutes) / statistics.fmean(
                 r["minutes"] for r in reference
             )

@@ -113,3 +113,30 @@ def test_the_summary_table_has_one_row_per_family_for_the_best_algorithm(
         "figure; aim open: training time not comparable with MAML-TRPO's here | "
         f"{datetime.date.today().isoformat()}, abc1234 |"
     ]
+
+
+def test_side_by_side_times_give_the_ratio_where_measured(seeds):
+    family = "halfcheetah-dir"
+    keep(seeds, family, [], 0, [[-40.0], [50.0], [60.0], [70.0]], minutes=10.0)
+    keep(seeds, family, ["--config", "promp"], 0, [[-35.0], [300.0], [310.0], [320.0]], 30.0)
+    record = {
+        "machine": HOST,
+        "date": "2026-12-08",
+        "algorithms": {
+            name: {"seconds_per_iteration": s, "iterations": 500, "minutes": s * 500 / 60}
+            for name, s in (
+                ("MAML-TRPO", 2.0),
+                ("DiCE-TRPO", 2.2),
+                ("MAML-PPO", 2.4),
+                ("ProMP", 2.8),
+            )
+        },
+    }
+    path = compare_rl.speed_record_path(family)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record))
+    rows, aims, _ = compare_rl.family_rows(family, CODE)
+    cells = {c[1]: c for c in map(cells_of, rows)}
+    # The seeds' minutes (3x, a busy machine) stay as trained; the ratio is the side by side one.
+    assert cells["ProMP"][7] == "30" and cells["ProMP"][8] == "1.40x (side by side)"
+    assert aims.endswith("aim met by ProMP (1.40x) (x: of MAML-TRPO's training time)")
