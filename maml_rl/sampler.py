@@ -66,6 +66,7 @@ class Sampler:
         )
         self.horizon = self.env.horizon
         self._action_box = box_rescaling(self.env.single_action_space)
+        self._action_shape = self.env.single_action_space.shape  # () for a discrete action
         self.threads = torch_threads_while_sampling
         self.steps_taken = 0
 
@@ -104,8 +105,8 @@ class Sampler:
 
     def env_actions(self, actions: Tensor) -> np.ndarray:
         """The policy's actions in [-1, 1] rescaled to the env's box and clipped to it."""
-        shape = self.env.single_action_space.shape  # () for a discrete action
-        env_actions = actions.reshape(self.meta_batch * self.rollouts, *shape).double().numpy()
+        lanes = self.meta_batch * self.rollouts
+        env_actions = actions.reshape(lanes, *self._action_shape).double().numpy()
         if self._action_box is not None:
             center, half, low, high = self._action_box
             env_actions = np.clip(center + half * env_actions, low, high)
