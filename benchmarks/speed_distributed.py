@@ -42,6 +42,8 @@ WORKLOADS = {
     # name: (training module, the flags that pick its preset)
     "omniglot-20way": ("maml_sl.train", ["--config", "omniglot-20way"]),
     "halfcheetah-vel": ("maml_rl.train", ["--env", "halfcheetah-vel"]),
+    # Python envs (the [metaworld] extra): each rank steps its tasks in its cores' worker processes.
+    "metaworld-ml10": ("maml_rl.train", ["--env", "metaworld-ml10"]),
     "sinusoid": ("maml_sl.train", ["--task", "sinusoid"]),  # a quick check of the mechanics
 }
 PROJECTED_RANKS = (8, 32, 128)
@@ -226,7 +228,9 @@ def main() -> None:
     body = "\n".join(lines)
     print(body)
     if args.write:
-        write_section(f"speed_distributed ({args.device})", body, __spec__.name)
+        # Meta-World runs in the [metaworld] extra's environment: a section of its own.
+        python_envs = " metaworld" if args.workloads == ["metaworld-ml10"] else ""
+        write_section(f"speed_distributed{python_envs} ({args.device})", body, __spec__.name)
 
 
 if __name__ == "__main__":
