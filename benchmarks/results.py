@@ -49,11 +49,13 @@ TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "speed_omniglot",
             "speed_omniglot kernels",
             "speed_rl",
+            "speed_rl algorithms",
             "speed_envs",
+            "speed_python_envs",
             "speed_load",
         ),
     ),
-    ("Distributed", ("speed_distributed",)),
+    ("Distributed", ("speed_distributed", "speed_distributed metaworld")),
     ("Other", ("trpo_curvature",)),
 )
 # MAML paper (Finn et al. 2017), Table 1: Omniglot accuracy, meta-trained on 1,200 characters.
@@ -535,6 +537,41 @@ def _distributed(name: str, body: str) -> list[Summary]:
     ]
 
 
+def _python_envs(name: str, body: str) -> list[Summary]:
+    rows = _tables(body)[0][1]
+    c = {h: _column(rows, h) for h in ("family", "x cores", "workers", "batch", "% of", "aim")}
+    most = max(int(r[c["workers"]]) for r in rows[1:])
+    widest = [r for r in rows[1:] if int(r[c["workers"]]) == most]
+    return [
+        Summary(
+            "",
+            f"Python envs' batch: {' / '.join(r[c['batch']] for r in widest)} env steps/s "
+            f"({' / '.join(r[c['family']] for r in widest)}; {most} workers)",
+            f"one env x cores: {' / '.join(r[c['x cores']] for r in widest)}",
+            f"{' / '.join(r[c['% of']] for r in widest)} of it (aim {rows[0][c['aim']].split()[1]}"
+            f": {' / '.join(r[c['aim']] for r in widest)})",
+        )
+    ]
+
+
+def _speed_rl_algorithms(name: str, body: str) -> list[Summary]:
+    rows = _tables(body)[0][1]
+    c = {h: _column(rows, h) for h in ("algorithm", "projected", "/ MAML-TRPO")}
+    others = [r for r in rows[1:] if r[c["algorithm"]] != "MAML-TRPO"]
+    reference = next(r for r in rows[1:] if r[c["algorithm"]] == "MAML-TRPO")
+    env = name.split("(")[1].split(",")[0]
+    return [
+        Summary(
+            "",
+            f"{' / '.join(r[c['algorithm']] for r in others)}: "
+            f"{' / '.join(r[c['/ MAML-TRPO']] for r in others)} MAML-TRPO's training time "
+            f"({env}, side by side)",
+            f"MAML-TRPO: {reference[c['projected']]} minutes projected",
+            "",
+        )
+    ]
+
+
 def _curvature(name: str, body: str) -> list[Summary]:
     rows = _tables(body)[0][1]
     at = _column(rows, "at 1 of")
@@ -572,6 +609,9 @@ SUMMARIES: dict[str, Callable[[str, str], list[Summary]]] = {
     "speed_rl": _speed_rl,
     "speed_load": _speed_load,
     "speed_distributed": _distributed,
+    "speed_distributed metaworld": _distributed,
+    "speed_python_envs": _python_envs,
+    "speed_rl algorithms": _speed_rl_algorithms,
     "trpo_curvature": _curvature,
 }
 

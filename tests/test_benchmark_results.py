@@ -126,3 +126,24 @@ def test_every_committed_section_is_read_into_the_table(tmp_path):
     assert not [row for row in rows if "not recognised" in row[4]]
     rebuild(copy)
     assert copy.read_text() == text
+
+
+def test_the_python_envs_and_side_by_side_algorithm_sections_are_summarised():
+    python_envs = (
+        "x\n\n| family | copies | single env (steps/s) | x cores | workers | batch (steps/s) "
+        "| % of single x cores | aim 80% |\n|---|---|---|---|---|---|---|---|\n"
+        "| metaworld-ml10 | 200 | 2,700 | 5,400 | 1 | 2,500 | 46% |  |\n"
+        "| metaworld-ml10 | 200 | 2,700 | 5,400 | 2 | 4,800 | 89% | met |\n"
+    )
+    [line] = results.SUMMARIES["speed_python_envs"]("speed_python_envs (cpu)", python_envs)
+    assert line.figure == "Python envs' batch: 4,800 env steps/s (metaworld-ml10; 2 workers)"
+    assert line.anchor == "one env x cores: 5,400" and line.verdict == "89% of it (aim 80%: met)"
+    algorithms = (
+        "x\n\n| algorithm | s per iteration (median) | iterations | projected minutes "
+        "| / MAML-TRPO's |\n|---|---|---|---|---|\n| MAML-TRPO | 2.00 | 100 | 3.3 | 1.00x |\n"
+        "| ProMP | 3.00 | 100 | 5.0 | 1.50x |\n"
+    )
+    name = "speed_rl algorithms (halfcheetah-dir, cpu)"
+    [line] = results.SUMMARIES["speed_rl algorithms"](name, algorithms)
+    assert line.figure == "ProMP: 1.50x MAML-TRPO's training time (halfcheetah-dir, side by side)"
+    assert line.anchor == "MAML-TRPO: 3.3 minutes projected"
