@@ -567,9 +567,17 @@ def _speed_rl_algorithms(name: str, body: str) -> list[Summary]:
             f"{' / '.join(r[c['/ MAML-TRPO']] for r in others)} MAML-TRPO's training time "
             f"({env}, side by side)",
             f"MAML-TRPO: {reference[c['projected']]} minutes projected",
-            "",
+            _within(others, c["algorithm"], c["/ MAML-TRPO"]),
         )
     ]
+
+
+def _within(rows: list[list[str]], name: int, ratio: int, bound: float = 1.5) -> str:
+    """Which algorithms' time ratios are within the meta-RL aim's bound, and which over."""
+    within = [r[name] for r in rows if float(r[ratio].rstrip("x")) <= bound]
+    over = [r[name] for r in rows if r[name] not in within]
+    parts = [f"within {bound}x (the meta-RL aim's bound): {', '.join(within) or 'none'}"]
+    return "; ".join(parts + ([f"over: {', '.join(over)}"] if over else []))
 
 
 def _curvature(name: str, body: str) -> list[Summary]:

@@ -147,3 +147,4 @@ def test_the_python_envs_and_side_by_side_algorithm_sections_are_summarised():
     [line] = results.SUMMARIES["speed_rl algorithms"](name, algorithms)
     assert line.figure == "ProMP: 1.50x MAML-TRPO's training time (halfcheetah-dir, side by side)"
     assert line.anchor == "MAML-TRPO: 3.3 minutes projected"
+    assert line.verdict == "within 1.5x (the meta-RL aim's bound): ProMP"
