@@ -89,6 +89,16 @@ def check_tasks(tasks, count: int, family: type) -> np.ndarray:
     return array
 
 
+def check_mask(count: int, mask) -> np.ndarray:
+    """``mask`` if it is a bool array with one entry per copy (``count``)."""
+    mask = np.asarray(mask)
+    if mask.shape != (count,) or mask.dtype != bool:
+        raise ValueError(
+            f"a copy mask must be a bool array of shape ({count},); got {mask.dtype} {mask.shape}"
+        )
+    return mask
+
+
 def check_actions(actions, shape: tuple[int, ...], family: str) -> np.ndarray:
     """Actions as float64 of exactly ``shape``, all finite."""
     array = np.asarray(actions, dtype=np.float64)

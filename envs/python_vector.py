@@ -11,7 +11,7 @@ import gymnasium
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
-from envs.checks import check_actions, check_count
+from envs.checks import check_actions, check_count, check_mask
 from envs.python_family import PythonFamily, template
 
 
@@ -160,7 +160,9 @@ class PythonTaskEnv:
         if self._tasks is None:
             raise RuntimeError(f"{self.family.name} batch: set_tasks() before reset()")
         options = options or {}
-        mask = self._mask(options.get("reset_mask", np.ones(self.num_envs, dtype=bool)))
+        mask = check_mask(
+            self.num_envs, options.get("reset_mask", np.ones(self.num_envs, dtype=bool))
+        )
         if seed is None or isinstance(seed, (list, tuple)):
             seeds = list(seed) if seed is not None else [None] * self.num_envs
         else:
@@ -178,7 +180,9 @@ class PythonTaskEnv:
         actions = check_actions(
             actions, (self.num_envs, *self.single_action_space.shape), self.family.name
         )
-        active = np.ones(self.num_envs, bool) if active is None else self._mask(active)
+        active = (
+            np.ones(self.num_envs, bool) if active is None else check_mask(self.num_envs, active)
+        )
         moving = active & ~self._ended
         parts = self._vector.call("step_lanes", actions, moving)
         obs, rewards, terminated, truncated, success = (
@@ -190,15 +194,6 @@ class PythonTaskEnv:
         if not np.isnan(success).all():
             self.reports_success = True
         return obs, rewards, terminated, truncated, {"success": success}
-
-    def _mask(self, mask) -> np.ndarray:
-        mask = np.asarray(mask)
-        if mask.shape != (self.num_envs,) or mask.dtype != bool:
-            raise ValueError(
-                f"a copy mask must be a bool array of shape ({self.num_envs},); "
-                f"got {mask.dtype} {mask.shape}"
-            )
-        return mask
 
     def close(self) -> None:
         self._vector.close()

@@ -13,7 +13,7 @@ from gymnasium.vector.utils import batch_space
 from mujoco import rollout
 
 from envs._mujoco import get_state, qpos_qvel
-from envs.checks import check_actions, check_count, check_render_mode, check_tasks
+from envs.checks import check_actions, check_count, check_mask, check_render_mode, check_tasks
 from envs.families import family_class
 from envs.mujoco_task import MujocoTaskEnv
 from envs.navigation import navigation_step
@@ -120,9 +120,11 @@ class BatchedTaskEnv(VectorEnv):
             if self._rngs is None or "reset_mask" not in options:
                 self._rngs = [seeding.np_random(s)[0] for s in seeds]
             else:  # only the copies being reset take their new seeds
-                for i in np.flatnonzero(self._mask(options["reset_mask"])):
+                for i in np.flatnonzero(check_mask(self.num_envs, options["reset_mask"])):
                     self._rngs[i] = seeding.np_random(seeds[i])[0]
-        mask = self._mask(options.get("reset_mask", np.ones(self.num_envs, dtype=bool)))
+        mask = check_mask(
+            self.num_envs, options.get("reset_mask", np.ones(self.num_envs, dtype=bool))
+        )
         index = np.flatnonzero(mask)
         self._physics.reset(index, self._rngs)
         self._steps[index] = 0
@@ -139,7 +141,11 @@ class BatchedTaskEnv(VectorEnv):
         actions = check_actions(
             actions, (self.num_envs, *self.single_action_space.shape), self._name
         )
-        moving = np.ones(self.num_envs, dtype=bool) if active is None else self._mask(active)
+        moving = (
+            np.ones(self.num_envs, dtype=bool)
+            if active is None
+            else check_mask(self.num_envs, active)
+        )
         index = None if active is None else np.flatnonzero(moving)
         rewards, terminated, terms = self._physics.step(actions, self._tasks, index)
         restarting = np.flatnonzero(self._needs_reset & moving)
@@ -156,15 +162,6 @@ class BatchedTaskEnv(VectorEnv):
         for key, values in terms.items():
             infos[key], infos[f"_{key}"] = values, stepped.copy()
         return self._physics.observations(), rewards, terminated, truncated, infos
-
-    def _mask(self, mask) -> np.ndarray:
-        mask = np.asarray(mask)
-        if mask.shape != (self.num_envs,) or mask.dtype != bool:
-            raise ValueError(
-                f"a copy mask must be a bool array of shape ({self.num_envs},); "
-                f"got {mask.dtype} {mask.shape}"
-            )
-        return mask
 
     def close_extras(self, **kwargs: Any) -> None:
         self._physics.close()
