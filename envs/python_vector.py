@@ -37,7 +37,7 @@ class EnvGroup(gymnasium.Env):
         self.observation_space = single_observation_space
         self.action_space = single_action_space
         self.envs: list[gymnasium.Env] | None = None
-        self.obs: np.ndarray | None = None
+        self.obs = np.zeros((count, *single_observation_space.shape))
 
     def _built(self) -> list[gymnasium.Env]:
         if self.envs is None:
@@ -51,10 +51,7 @@ class EnvGroup(gymnasium.Env):
     def reset_lanes(self, seeds: list[int | None], mask: np.ndarray) -> np.ndarray:
         envs = self._built()
         for i in np.flatnonzero(mask[self.lanes]):
-            obs, _ = envs[i].reset(seed=seeds[self.lanes.start + i])
-            if self.obs is None:
-                self.obs = np.zeros((self.count, *np.shape(obs)))
-            self.obs[i] = obs
+            self.obs[i], _ = envs[i].reset(seed=seeds[self.lanes.start + i])
         return self.obs
 
     def step_lanes(self, actions: np.ndarray, moving: np.ndarray) -> tuple[np.ndarray, ...]:
