@@ -99,6 +99,18 @@ def check_mask(count: int, mask) -> np.ndarray:
     return mask
 
 
+def copy_seeds(seed: int | list[int] | None, n: int) -> list[int | None]:
+    """Each of ``n`` copies' reset seed: copy i of ``seed=s`` gets s + i, a list gives each its
+    own, None none."""
+    if seed is None:
+        return [None] * n
+    if isinstance(seed, (list, tuple)):
+        if len(seed) != n:
+            raise ValueError(f"reset got {len(seed)} seeds for {n} copies")
+        return list(seed)
+    return [int(seed) + i for i in range(n)]
+
+
 def check_actions(actions, shape: tuple[int, ...], family: str) -> np.ndarray:
     """Actions as float64 of exactly ``shape``, all finite."""
     array = np.asarray(actions, dtype=np.float64)

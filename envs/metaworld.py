@@ -126,9 +126,6 @@ class MetaWorldEnv(gymnasium.Env):
         self.env.set_task(chosen)
         self.task = number
 
-    def is_test_task(self, task: float) -> bool:
-        return int(task) >= self.train_count
-
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:

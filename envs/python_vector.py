@@ -11,7 +11,7 @@ import gymnasium
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
-from envs.checks import check_actions, check_count, check_mask
+from envs.checks import check_actions, check_count, check_mask, copy_seeds
 from envs.python_family import PythonFamily, template
 
 
@@ -160,12 +160,7 @@ class PythonTaskEnv:
         mask = check_mask(
             self.num_envs, options.get("reset_mask", np.ones(self.num_envs, dtype=bool))
         )
-        if seed is None or isinstance(seed, (list, tuple)):
-            seeds = list(seed) if seed is not None else [None] * self.num_envs
-        else:
-            seeds = [int(seed) + i for i in range(self.num_envs)]
-        if len(seeds) != self.num_envs:
-            raise ValueError(f"reset got {len(seeds)} seeds for {self.num_envs} copies")
+        seeds = copy_seeds(seed, self.num_envs)
         obs = np.concatenate(self._vector.call("reset_lanes", seeds, mask))
         self._steps[mask], self._ended[mask] = 0, False
         return obs, {"task": self.get_tasks()}

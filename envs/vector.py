@@ -13,7 +13,14 @@ from gymnasium.vector.utils import batch_space
 from mujoco import rollout
 
 from envs._mujoco import get_state, qpos_qvel
-from envs.checks import check_actions, check_count, check_mask, check_render_mode, check_tasks
+from envs.checks import (
+    check_actions,
+    check_count,
+    check_mask,
+    check_render_mode,
+    check_tasks,
+    copy_seeds,
+)
 from envs.families import family_class
 from envs.mujoco_task import MujocoTaskEnv
 from envs.navigation import navigation_step
@@ -116,7 +123,7 @@ class BatchedTaskEnv(VectorEnv):
         if "tasks" in options:
             self.set_tasks(options["tasks"])
         if seed is not None or self._rngs is None:
-            seeds = _seeds(seed, self.num_envs)
+            seeds = copy_seeds(seed, self.num_envs)
             if self._rngs is None or "reset_mask" not in options:
                 self._rngs = [seeding.np_random(s)[0] for s in seeds]
             else:  # only the copies being reset take their new seeds
@@ -165,16 +172,6 @@ class BatchedTaskEnv(VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         self._physics.close()
-
-
-def _seeds(seed: int | list[int] | None, n: int) -> list[int | None]:
-    if seed is None:
-        return [None] * n
-    if isinstance(seed, (list, tuple)):
-        if len(seed) != n:
-            raise ValueError(f"reset got {len(seed)} seeds for {n} copies")
-        return list(seed)
-    return [int(seed) + i for i in range(n)]
 
 
 class _Physics:

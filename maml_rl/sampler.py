@@ -313,7 +313,9 @@ def masked_episodes(take: Callable[[str], Tensor], mask: Tensor) -> Episodes:
 
 def successes_of(info: dict, stepped: np.ndarray) -> Tensor:
     """Each copy's info["success"] at a step as 0 or 1 (0 where it has none or did not step)."""
-    success = np.nan_to_num(np.asarray(info.get("success", 0.0), dtype=np.float64))
+    if "success" not in info:  # our MuJoCo families and navigation: nothing to read
+        return torch.zeros(len(stepped))
+    success = np.nan_to_num(np.asarray(info["success"], dtype=np.float64))
     return torch.as_tensor((success * stepped) > 0, dtype=torch.float32)
 
 
